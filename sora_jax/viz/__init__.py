@@ -1,0 +1,16 @@
+"""Visualisation helpers: videos (mediapy), plots (matplotlib), apps (ipywidgets).
+
+Everything here works on plain arrays (uint8 videos ``(t, h, w, 3)``, pixel
+trajectories ``(t, k, 2)``) and never imports the models, so it can show
+ground truth, reconstructions and samples alike. matplotlib, mediapy and
+ipywidgets are imported inside the functions, so ``import sora_jax.viz`` is cheap.
+"""
+
+from sora_jax.viz.apps import WorldExplorer, world_explorer
+from sora_jax.viz.plots import plot_trajectories
+from sora_jax.viz.video import frame_grid, show_image, show_video, show_videos, upscale
+
+__all__ = [
+    "WorldExplorer", "frame_grid", "plot_trajectories", "show_image", "show_video", "show_videos", "upscale",
+    "world_explorer",
+]
