@@ -35,7 +35,14 @@ ffmpeg:
 	      && echo "installed Debian ffmpeg" || echo "note: could not install ffmpeg; using the one bundled with imageio-ffmpeg"; \
 	  else echo "note: no system ffmpeg (optional; e.g. 'sudo apt-get install ffmpeg'); using imageio-ffmpeg's"; fi; }
 
-test: $(VENV)/.installed-test ffmpeg
+# diffusers parity tests need CPU torch. Take it only from a local wheel (--no-index), never a
+# multi-GB CUDA download; without one the parity tests skip with a reason.
+$(VENV)/.installed-parity: $(VENV)/.installed-test
+	@if $(PIP) install -q --no-index "torch==2.13.0" >/dev/null 2>&1; then $(PIP) install -q "diffusers>=0.42,<0.43"; \
+	 else echo "note: no local CPU torch wheel; diffusers parity tests will skip (pip install torch, then -e '.[parity]')"; fi
+	@touch $@
+
+test: $(VENV)/.installed-test $(VENV)/.installed-parity ffmpeg
 	$(BIN)/lint-imports
 	SORA_JAX_SMOKE=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 

@@ -1,0 +1,334 @@
+"""Samplers: noise -> clip with any denoiser, classifier-free guidance, a per-step callback.
+
+The only thing a sampler needs from the model is the k-diffusion contract
+``denoised = denoiser(x, t, **cond)`` (see :class:`sora_jax.diffusion.Denoiser`) and
+the path ``x_t = alpha(t) x0 + sigma(t) eps`` of the objective
+(:func:`sora_jax.diffusion.alpha_sigma`). Times ``t`` run over a decreasing grid
+``t_0 > t_1 > ... > t_N`` (:func:`sora_jax.diffusion.sampling_timesteps`) ending where
+``sigma = 0``. Axes: ``b`` batch, ``...`` data axes (``t, h, w, c`` for latents).
+
+The samplers, with ``D_i`` the denoised estimate at step ``i``:
+
+* ``euler`` - Euler on the probability-flow ODE. Every Gaussian path is a rescaled
+  rectified flow: ``y = x / (alpha + sigma)`` follows the flow path with time
+  ``tau = sigma / (alpha + sigma)``, whose velocity is ``(y - D) / tau``. One Euler step
+  there is ``x' = (sigma'/sigma) x + (alpha' - sigma' alpha/sigma) D``. For the flow
+  objective it is exactly ``x + (t' - t) v`` (diffusers' FlowMatchEulerDiscrete).
+* ``ddim`` - DDIM (eta = 0): ``x' = alpha' D + sigma' eps_hat`` with
+  ``eps_hat = (x - alpha D) / sigma``. Expand it and it is the same update as ``euler``:
+  deterministic DDIM *is* Euler's method in these coordinates (Song et al. 2021,
+  Karras et al. 2022). Both names are kept because users look for both.
+* ``heun`` - Heun's second-order method in the flow coordinates (Karras et al. 2022):
+  an Euler step, a second denoiser call at its end, and the average of the two slopes;
+  the last step (to ``sigma = 0``) is plain Euler. ``2 N - 1`` denoiser calls.
+* ``dpmpp_2m`` - DPM-Solver++(2M) (Lu et al. 2022): an exponential integrator in
+  ``lambda = log(alpha / sigma)`` that reuses the previous step's ``D`` for second order;
+  first order at the first step and at the final step, as in diffusers.
+
+``euler``, ``ddim`` and ``dpmpp_2m`` are all ``x' = a_i x + b_i D_i + c_i D_{i-1}``; the
+coefficients are computed once on the host in float64 (:func:`coefficients`).
+
+Guidance (Ho & Salimans 2022) is done here, never in the model: ``cond`` and ``uncond``
+are stacked into one batch of ``2b``, and ``D = D_u + w (D_c - D_u)``. ``w`` can change
+with the step (a function of the step index). The result is the same whether it is
+applied to the denoised estimate or to the velocity / noise prediction, since those
+are affine in ``D`` at fixed ``(x, t)``.
+
+Per-sample seeds: sample ``j`` starts from ``normal(fold_in(key, sample_index + j))``,
+so a sample does not change when the batch size does. ``noise=`` replaces that draw.
+
+The step is jitted (no host syncs inside). Without a callback the whole loop is one
+``lax.scan``; with one, a Python loop runs the jitted step and calls
+``callback(dict(x=..., i=..., t=..., denoised=...))`` after every step with the step's
+input ``x`` at time ``t`` and its denoised estimate (device arrays: converting them to
+numpy is the callback's choice, and syncs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jaxtyping import Array, Float
+
+from sora_jax.config import DiffusionConfig
+from sora_jax.diffusion import alpha_sigma_np, check, sampling_timesteps
+
+SAMPLERS = ("euler", "heun", "ddim", "dpmpp_2m")
+Guidance = float | Sequence[float] | Callable[[int], float]
+
+
+# --------------------------------------------------------------------------- #
+# Guidance
+# --------------------------------------------------------------------------- #
+
+
+def guidance_scales(guidance: Guidance, steps: int) -> np.ndarray:
+    """Guidance weight per step, ``(steps,)``: a constant, a sequence, or ``fn(step_index)``.
+
+    1 = conditional only; 0 = unconditional only; > 1 pushes away from the unconditional.
+    """
+    if callable(guidance):
+        scales = np.array([float(guidance(i)) for i in range(steps)])
+    elif np.ndim(guidance) == 0:
+        scales = np.full(steps, float(guidance))
+    else:
+        scales = np.asarray(guidance, np.float64)
+        if scales.shape != (steps,):
+            raise ValueError(f"guidance has {scales.shape} values; need one per step ({steps})")
+    bad = scales[~np.isfinite(scales) | (scales < 0)]
+    if bad.size:
+        raise ValueError(f"guidance scale must be finite and >= 0, got {bad[0]} (1 = no guidance)")
+    return scales
+
+
+def _stack(cond: dict, uncond: dict, batch: int) -> dict:
+    if set(cond) != set(uncond):
+        raise ValueError(f"cond keys {sorted(cond)} and uncond keys {sorted(uncond)} differ")
+
+    def cat(c, u):
+        u = jnp.broadcast_to(u, (batch, *u.shape[1:])) if u.shape[0] == 1 else u
+        if u.shape != c.shape:
+            raise ValueError(f"uncond leaf {u.shape} does not match cond leaf {c.shape}")
+        return jnp.concatenate([c, u.astype(c.dtype)])
+
+    return jax.tree.map(cat, cond, uncond)
+
+
+def guided(
+    denoiser: Callable[..., Array],
+    x: Float[Array, "b ..."],
+    t,
+    cond: dict,
+    uncond: dict | None,
+    scale,
+) -> Float[Array, "b ..."]:
+    """Classifier-free guided ``D = D_u + scale (D_c - D_u)``, one denoiser call on a ``2b`` batch.
+
+    ``uncond`` leaves may have batch 1 (broadcast). ``uncond=None``: plain ``denoiser(x, t, **cond)``.
+    """
+    if uncond is None:
+        return denoiser(x, t, **cond)
+    b = x.shape[0]
+    t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), (b,))
+    both = denoiser(jnp.concatenate([x, x]), jnp.concatenate([t, t]), **_stack(cond, uncond, b))
+    d_cond, d_uncond = both[:b], both[b:]
+    return d_uncond + scale * (d_cond - d_uncond)
+
+
+# --------------------------------------------------------------------------- #
+# Step coefficients (host, float64)
+# --------------------------------------------------------------------------- #
+
+
+def coefficients(sampler: str, alpha: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """``(N, 7)`` per-step numbers: ``a, b, c`` of ``x' = a x + b D + c D_prev`` and, for Heun,
+    ``tau, tau', scale, scale'`` of the flow coordinates ``y = x / scale``, ``scale = alpha + sigma``,
+    ``tau = sigma / scale``.
+    """
+    n = len(alpha) - 1
+    out = np.zeros((n, 7))
+    lam = np.full(n + 1, -np.inf)
+    pos = (alpha > 0) & (sigma > 0)
+    lam[pos] = np.log(alpha[pos]) - np.log(sigma[pos])
+    lam[(alpha > 0) & (sigma == 0)] = np.inf
+    for i in range(n):
+        a_s, s_s, a_t, s_t = alpha[i], sigma[i], alpha[i + 1], sigma[i + 1]
+        if s_s <= 0:
+            raise ValueError(f"time grid step {i} starts at sigma=0 (already clean); the grid must end there")
+        a, b, c = s_t / s_s, a_t - s_t * a_s / s_s, 0.0          # first order (euler = ddim)
+        if sampler == "dpmpp_2m" and i > 0:
+            last = i == n - 1
+            lower_final = last and (n < 15 or s_t == 0)        # diffusers: lower_order_final
+            h, h_prev = lam[i + 1] - lam[i], lam[i] - lam[i - 1]
+            if not lower_final and np.isfinite(h) and np.isfinite(h_prev) and h != 0:
+                r = h_prev / h
+                b, c = b * (1 + 0.5 / r), -b * 0.5 / r
+        scale, scale_t = a_s + s_s, a_t + s_t
+        out[i] = (a, b, c, s_s / scale, s_t / scale_t, scale, scale_t)
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# The jitted step
+# --------------------------------------------------------------------------- #
+
+
+@dataclasses.dataclass(frozen=True)
+class _Apply:
+    """A hashable handle on the denoiser: an nnx graphdef (weights passed separately) or a function."""
+
+    graphdef: Any = None
+    fn: Any = None
+
+    def __call__(self, state, x, t, cond):
+        den = nnx.merge(self.graphdef, state) if self.graphdef is not None else self.fn
+        return den(x, t, **cond)
+
+
+def _split(denoiser) -> tuple[_Apply, Any]:
+    if isinstance(denoiser, nnx.Module):
+        graphdef, state = nnx.split(denoiser)
+        return _Apply(graphdef=graphdef), state
+    return _Apply(fn=denoiser), None
+
+
+class _Bound:
+    """``apply`` with its weights bound, called with ``cond`` as keyword arguments."""
+
+    def __init__(self, apply: _Apply, state):
+        self.apply, self.state = apply, state
+
+    def __call__(self, x, t, **cond):
+        return self.apply(self.state, x, t, cond)
+
+
+@partial(jax.jit, static_argnames=("apply", "sampler", "use_cfg"))
+def _one_step(apply, sampler, use_cfg, state, carry, per_step, cond, uncond):
+    return _step_impl(apply, sampler, use_cfg, state, carry, per_step, cond, uncond)
+
+
+@partial(jax.jit, static_argnames=("apply", "sampler", "use_cfg"))
+def _all_steps(apply, sampler, use_cfg, state, x, per_step, cond, uncond):
+    def body(carry, ps):
+        return _step_impl(apply, sampler, use_cfg, state, carry, ps, cond, uncond), None
+
+    (x, _), _ = jax.lax.scan(body, (x, jnp.zeros_like(x)), per_step)
+    return x
+
+
+def _step_impl(apply, sampler, use_cfg, state, carry, per_step, cond, uncond):
+    x, d_prev = carry
+    t, t_next, coef, scale = per_step
+    den = _Bound(apply, state)
+    b_ = x.shape[0]
+    tb, tnb = jnp.full((b_,), t), jnp.full((b_,), t_next)
+    d = guided(den, x, tb, cond, uncond if use_cfg else None, scale)
+    x_next = coef[0] * x + coef[1] * d + coef[2] * d_prev
+    if sampler == "heun":
+        tau, tau_n, s, s_n = coef[3], coef[4], coef[5], coef[6]
+
+        def correct(x_euler):
+            d2 = guided(den, x_euler, tnb, cond, uncond if use_cfg else None, scale)
+            y, y_e = x / s, x_euler / s_n
+            slope = (y - d) / tau + (y_e - d2) / tau_n
+            return s_n * (y + 0.5 * (tau_n - tau) * slope)
+
+        x_next = jax.lax.cond(tau_n > 0, correct, lambda xe: xe, x_next)
+    return x_next, d
+
+
+# --------------------------------------------------------------------------- #
+# Entry point
+# --------------------------------------------------------------------------- #
+
+
+def initial_noise(key: jax.Array, shape: Sequence[int], sample_index: int = 0) -> Float[Array, "b ..."]:
+    """``(b, ...)`` standard normal noise; row ``j`` comes from ``fold_in(key, sample_index + j)``."""
+    idx = sample_index + jnp.arange(shape[0])
+    return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), tuple(shape[1:])))(idx)
+
+
+def sample(
+    denoiser: Callable[..., Array],
+    shape: Sequence[int],
+    *,
+    key: jax.Array | None = None,
+    sampler: str = "euler",
+    steps: int = 30,
+    guidance: Guidance = 1.0,
+    cond: dict | None = None,
+    uncond: dict | None = None,
+    schedule: DiffusionConfig | None = None,
+    timesteps: Sequence[float] | None = None,
+    spacing: str = "trailing",
+    num_tokens: int | None = None,
+    noise: Float[Array, "b ..."] | None = None,
+    sample_index: int = 0,
+    callback: Callable[[dict], None] | None = None,
+) -> Float[Array, "b ..."]:
+    """Draw ``shape = (b, ...)`` samples by integrating from noise to data.
+
+    Args:
+      denoiser: ``denoised = denoiser(x, t, **cond)``; a :class:`~sora_jax.diffusion.Denoiser`
+        (its weights become jit arguments, so re-sampling does not recompile) or any function.
+      shape: output shape ``(b, ...)``, e.g. ``(b, t, h, w, c)`` latents.
+      key: randomness for the initial noise (per sample, see :func:`initial_noise`).
+      sampler: one of :data:`SAMPLERS`.
+      steps: number of steps ``N`` (denoiser calls: ``N``, Heun ``2N - 1``; doubled batch with guidance).
+      guidance: classifier-free guidance weight: a number, a sequence of ``N``, or
+        ``fn(step_index) -> float``. Anything other than all-ones needs ``uncond``; with
+        all-ones the unconditional pass is skipped (half the compute).
+      cond / uncond: keyword arrays for the denoiser (e.g. ``text``, ``text_mask``), batch
+        ``b``; ``uncond`` leaves may have batch 1.
+      schedule: the objective (``DiffusionConfig``); defaults to ``denoiser.cfg``.
+      timesteps: explicit decreasing grid of ``N + 1`` native times ending at sigma = 0
+        (overrides ``steps``/``spacing``/``num_tokens``).
+      spacing: DDPM step spacing (``trailing``, ``leading``, ``linspace``).
+      num_tokens: token count for the resolution-dependent flow shift.
+      noise: the initial sample ``(b, ...)``, used instead of drawing it from ``key``.
+      sample_index: index of the first row, for per-sample seeds across calls.
+      callback: called after each step with ``dict(x, i, t, denoised)``.
+
+    Returns the final sample, float32. The start is the noise itself (exact for flow and
+    zero-SNR schedules, the diffusers/DDIM convention otherwise).
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
+    if schedule is None:
+        schedule = getattr(denoiser, "cfg", None)
+        if not isinstance(schedule, DiffusionConfig):
+            raise ValueError("pass schedule=DiffusionConfig(...) (the denoiser has no .cfg to take it from)")
+    check(schedule)
+    if timesteps is None:
+        if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
+            raise ValueError(f"steps={steps!r}: need an integer >= 1")
+        ts = sampling_timesteps(schedule, int(steps), spacing=spacing, num_tokens=num_tokens)
+    else:
+        ts = np.asarray(timesteps, np.float64)
+        if ts.ndim != 1 or len(ts) < 2 or np.any(np.diff(ts) >= 0):
+            raise ValueError(f"timesteps must be a decreasing 1D grid of >= 2 times, got {ts!r}")
+    steps = len(ts) - 1
+    alpha, sigma = alpha_sigma_np(schedule, ts)
+    if sigma[-1] != 0:
+        raise ValueError(f"the time grid must end where sigma = 0 (clean); it ends at t={ts[-1]} (sigma={sigma[-1]:.3g})")
+    coefs = coefficients(sampler, alpha, sigma)
+    scales = guidance_scales(guidance, steps)
+    use_cfg = bool(np.any(scales != 1.0))
+    if use_cfg and uncond is None:
+        raise ValueError(f"guidance {scales.max():g} != 1 needs uncond= (the unconditional inputs, e.g. the null text)")
+    cond = dict(cond or {})
+    uncond = dict(uncond) if (use_cfg and uncond is not None) else None
+
+    shape = tuple(int(s) for s in shape)
+    if noise is None:
+        if key is None:
+            raise ValueError("pass key= (or noise=) for the initial noise")
+        x = initial_noise(key, shape, sample_index)
+    else:
+        x = jnp.asarray(noise, jnp.float32)
+        if tuple(x.shape) != shape:
+            raise ValueError(f"noise has shape {tuple(x.shape)}, expected {shape}")
+
+    apply, state = _split(denoiser)
+    per_step = (
+        jnp.asarray(ts[:-1], jnp.float32),
+        jnp.asarray(ts[1:], jnp.float32),
+        jnp.asarray(coefs, jnp.float32),
+        jnp.asarray(scales, jnp.float32),
+    )
+    if callback is None:
+        return _all_steps(apply, sampler, use_cfg, state, x, per_step, cond, uncond)
+    d_prev = jnp.zeros_like(x)
+    for i in range(steps):
+        step_i = jax.tree.map(lambda a: a[i], per_step)
+        x_next, d = _one_step(apply, sampler, use_cfg, state, (x, d_prev), step_i, cond, uncond)
+        callback(dict(x=x, i=i, t=step_i[0], denoised=d))
+        x, d_prev = x_next, d
+    return x
