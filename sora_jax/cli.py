@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, help="sampler steps")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale")
-    p.add_argument("--sampler", help="euler | heun | ddim | dpmpp2m")
+    p.add_argument("--sampler", help="euler | heun | ddim | dpmpp_2m")
     p.add_argument("--lossless", action="store_true", help="bit-exact mp4 instead of a small yuv420p one")
     p.set_defaults(func=cmd_generate)
 
