@@ -60,7 +60,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from jaxtyping import Shaped, UInt8
+from jaxtyping import UInt8
 
 from sora_jax.config import FAMILIES, WorldConfig, validate
 from sora_jax.world.render import render, render_batch
@@ -906,8 +906,3 @@ def make_clips(cfg: WorldConfig, families: Sequence[str], seeds: Sequence[int], 
     scenes = [sample_scene(cfg, f, s) for f, s in zip(families, seeds)]
     truths = simulate_batch(scenes, cfg)
     return render_batch(truths, cfg.height, cfg.width, cfg.antialias), truths
-
-
-def scene_family_table(cfg: WorldConfig) -> Shaped[np.ndarray, "f"]:
-    """The families ``cfg`` samples from, as an array (handy for ``rng.choice``)."""
-    return np.array(cfg.families)

@@ -48,7 +48,7 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
-from jaxtyping import Bool, Float, Int, UInt8
+from jaxtyping import Float, Int, UInt8
 from scipy import ndimage, optimize
 
 from sora_jax.world.types import BACKGROUND, PALETTE, SCENERY, Truth
@@ -361,7 +361,3 @@ def _check_matched(matched: Matched, truth: Truth) -> None:
     if matched.found.shape != truth.visible.shape:
         raise ValueError(f"matched objects {matched.found.shape} (t, k) do not fit the truth's {truth.visible.shape}; "
                          "match() the tracks against this truth first")
-
-
-def found_mask(matched: Matched) -> Bool[np.ndarray, "t k"]:
-    return matched.found
