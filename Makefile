@@ -38,7 +38,7 @@ ffmpeg:
 # diffusers parity tests need CPU torch. Take it only from a local wheel (--no-index), never a
 # multi-GB CUDA download; without one the parity tests skip with a reason.
 $(VENV)/.installed-parity: $(VENV)/.installed-test
-	@if $(PIP) install -q --no-index "torch==2.13.0" >/dev/null 2>&1; then $(PIP) install -q "diffusers>=0.42,<0.43"; \
+	@if $(PIP) install -q --no-index --no-deps "torch==2.13.0" >/dev/null 2>&1; then $(PIP) install -q "torch==2.13.0" "diffusers>=0.42,<0.43"; \
 	 else echo "note: no local CPU torch wheel; diffusers parity tests will skip (pip install torch, then -e '.[parity]')"; fi
 	@touch $@
 

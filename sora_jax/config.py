@@ -53,7 +53,7 @@ class WorldConfig:
     split: Literal["id", "ood"] = "id"
     ranges: Literal["default", "phyworld"] = "default"
     max_objects: int = 5
-    antialias: int = 4               # supersampling factor per axis for anti-aliasing
+    antialias: int = 4               # 1 = hard edges; > 1 = exact analytic edge coverage (anti-aliased)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +69,10 @@ class VAEConfig:
     channel_mults: tuple[int, ...] = (1, 2, 2)
     num_res_blocks: int = 1
     factorized: bool = True          # (2+1)D convolutions instead of full 3D kernels
+    stem_temporal: int = 1           # 2: also pair frames in the stem (time-to-depth), 1 = off
+    encoder_blocks: tuple[int, ...] = ()   # res blocks per encoder stage, finest first (() = num_res_blocks each)
+    decoder_blocks: tuple[int, ...] = ()   # res blocks per decoder stage, finest first (() = num_res_blocks each)
+    time_padding: Literal["replicate", "zeros"] = "replicate"   # causal past-side padding
     kl_weight: float = 1e-6
     l1_weight: float = 1.0
     l2_weight: float = 0.0
@@ -82,7 +86,7 @@ class TextConfig:
     """Tokenizer + small text encoder trained with the DiT (no downloads)."""
 
     vocab: Literal["bytes"] = "bytes"
-    max_tokens: int = 64
+    max_tokens: int = 256           # bytes incl. BOS/EOS; dense captions: median 129, p95 334 bytes
     width: int = 128
     depth: int = 2
     num_heads: int = 4
