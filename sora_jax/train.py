@@ -1,0 +1,625 @@
+"""Training infrastructure shared by every trainer, and the video-VAE trainer.
+
+Pieces a trainer reuses (the DiT trainer too):
+
+* :func:`lr_schedule` / :func:`make_optimizer` -- AdamW, linear warm-up, cosine decay to
+  ``min_lr_ratio * lr``, global-norm gradient clipping, no weight decay on biases/norms.
+* :func:`ema_init` / :func:`ema_update` -- exponential moving average of parameters
+  (a plain nested dict of arrays).
+* :func:`make_train_step` -- one jitted step ``(state, ema, batch, key, step) -> (state,
+  ema, metrics)`` built from any ``loss_fn(model, batch, key) -> (loss, metrics)``.
+  ``state`` is ``nnx.state((model, optimizer))``: the step merges, differentiates with
+  ``nnx.value_and_grad``, calls ``nnx.Optimizer.update`` and splits again, so
+  ``jax.jit`` sees only arrays (the fast functional NNX pattern).
+* :class:`Checkpoints` -- orbax ``CheckpointManager`` (atomic, keeps the last
+  ``keep_checkpoints``) saving model + optimizer state, EMA and a JSON record of the step,
+  data position and config; :meth:`Checkpoints.restore` resumes a killed run exactly.
+* :class:`MetricLog` -- metrics summed on device and fetched every ``log_every`` steps
+  (no host sync per step) into ``log.jsonl`` and the tqdm bar.
+
+The VAE trainer: :func:`train_vae`, :func:`evaluate_vae`, :func:`export_checkpoint`,
+:func:`load_checkpoint`.
+
+Work directory layout::
+
+    workdir/config.json          the run's Config (written once; a resume must match it)
+    workdir/checkpoints/<step>/  orbax checkpoints: state (model+optimizer), ema, meta (JSON)
+    workdir/log.jsonl            one JSON object per log line
+    workdir/latent_stats.json    per-channel latent shift/scale (written at the end)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from sora_jax import vae as vae_lib
+from sora_jax.config import Config, TrainConfig, from_dict, to_dict
+
+# --------------------------------------------------------------------------- #
+# Optimiser and schedule
+# --------------------------------------------------------------------------- #
+
+
+def lr_schedule(cfg: TrainConfig) -> optax.Schedule:
+    """Linear warm-up from 0 to ``lr`` over ``warmup_steps``, then cosine decay to
+    ``lr * min_lr_ratio`` at ``steps`` (``lr_schedule="cosine"``) or constant."""
+    warm = max(int(cfg.warmup_steps), 0)
+    if cfg.lr_schedule == "constant":
+        if warm == 0:
+            return optax.constant_schedule(cfg.lr)
+        return optax.join_schedules([optax.linear_schedule(0.0, cfg.lr, warm), optax.constant_schedule(cfg.lr)], [warm])
+    if cfg.lr_schedule != "cosine":
+        raise ValueError(f"train.lr_schedule={cfg.lr_schedule!r}: valid values are 'cosine', 'constant'")
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0, peak_value=cfg.lr, warmup_steps=warm,
+        decay_steps=max(int(cfg.steps), warm + 1), end_value=cfg.lr * cfg.min_lr_ratio,
+    )
+
+
+def _decay_mask(params: Any) -> Any:
+    """Weight decay on matrices/kernels only, not on biases or norm scales."""
+    return jax.tree.map(lambda p: getattr(p, "ndim", 0) >= 2, params)
+
+
+def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
+    """AdamW (b1 0.9, b2 0.99) on :func:`lr_schedule`, after global-norm clipping at ``grad_clip``."""
+    parts = []
+    if cfg.grad_clip and cfg.grad_clip > 0:
+        parts.append(optax.clip_by_global_norm(cfg.grad_clip))
+    parts.append(optax.adamw(lr_schedule(cfg), b1=0.9, b2=0.99, weight_decay=cfg.weight_decay, mask=_decay_mask))
+    return optax.chain(*parts)
+
+
+# --------------------------------------------------------------------------- #
+# EMA
+# --------------------------------------------------------------------------- #
+
+
+def params_dict(model: nnx.Module) -> dict:
+    """The model's ``nnx.Param`` values as a nested dict of arrays."""
+    return nnx.to_pure_dict(nnx.state(model, nnx.Param))
+
+
+def ema_init(model: nnx.Module) -> dict:
+    """Start the EMA at the current parameters (a copy)."""
+    return jax.tree.map(jnp.array, params_dict(model))
+
+
+def ema_update(ema: dict, params: dict, decay: float, step: jax.Array) -> dict:
+    """``ema <- d * ema + (1 - d) * params`` with ``d = min(decay, (1 + step) / (10 + step))``.
+
+    The warm-up on ``d`` keeps early EMA weights from being dominated by the random init.
+    """
+    step = jnp.asarray(step, jnp.float32)
+    d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+    return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p.astype(e.dtype), ema, params)
+
+
+def set_params(model: nnx.Module, params: dict) -> None:
+    """Load a nested dict of parameter arrays (e.g. the EMA) into ``model`` in place."""
+    state = nnx.state(model, nnx.Param)
+    nnx.replace_by_pure_dict(state, params)
+    nnx.update(model, state)
+
+
+# --------------------------------------------------------------------------- #
+# Jitted train step
+# --------------------------------------------------------------------------- #
+
+
+def make_train_step(
+    graphdef: Any,
+    loss_fn: Callable[[nnx.Module, Any, jax.Array], tuple[jax.Array, dict]],
+    *,
+    ema_decay: float,
+) -> Callable:
+    """Build ``step(state, ema, batch, key, step) -> (state, ema, metrics)`` under ``jax.jit``.
+
+    ``graphdef, state = nnx.split((model, optimizer))``; ``loss_fn(model, batch, key)``
+    returns ``(loss, metrics)`` with scalar metrics. ``metrics`` gains ``loss`` and
+    ``grad_norm``.
+    """
+
+    @jax.jit
+    def step_fn(state, ema, batch, key, step):
+        model, optimizer = nnx.merge(graphdef, state)
+        (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model, batch, key)
+        optimizer.update(model, grads)
+        ema = ema_update(ema, params_dict(model), ema_decay, step)
+        metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(nnx.state(grads, nnx.Param)))
+        return nnx.state((model, optimizer)), ema, metrics
+
+    return step_fn
+
+
+# --------------------------------------------------------------------------- #
+# Checkpoints
+# --------------------------------------------------------------------------- #
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    vae_lib._atomic_write_text(Path(path), text)
+
+
+class Checkpoints:
+    """orbax ``CheckpointManager`` for ``{state, ema, meta}`` under ``workdir/checkpoints``.
+
+    ``state`` and ``ema`` are pytrees of arrays (nested dicts); ``meta`` is JSON
+    (step, data position, config). orbax writes each step to a temporary directory
+    and renames it when complete, so a run killed mid-save leaves the previous
+    checkpoint intact; only the newest ``keep`` are kept.
+    """
+
+    def __init__(self, workdir: str | os.PathLike, *, keep: int = 3):
+        import orbax.checkpoint as ocp
+
+        self._ocp = ocp
+        self.directory = Path(workdir).absolute() / "checkpoints"
+        options = ocp.CheckpointManagerOptions(max_to_keep=max(int(keep), 1), create=True)
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, step: int, state: Any, ema: Any, meta: dict) -> None:
+        ocp = self._ocp
+        self.manager.save(int(step), args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), ema=ocp.args.StandardSave(ema), meta=ocp.args.JsonSave(meta)),
+            force=True)
+
+    def restore(self, state_like: Any, ema_like: Any, step: int | None = None) -> tuple[Any, Any, dict] | None:
+        """Restore ``(state, ema, meta)`` at ``step`` (default: latest) shaped like the templates."""
+        ocp = self._ocp
+        step = self.latest_step() if step is None else step
+        if step is None:
+            return None
+        abstract = lambda t: jax.tree.map(ocp.utils.to_shape_dtype_struct, t)
+        out = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract(state_like)), ema=ocp.args.StandardRestore(abstract(ema_like)),
+            meta=ocp.args.JsonRestore()))
+        return out["state"], out["ema"], out["meta"]
+
+    def restore_meta(self, step: int | None = None) -> dict | None:
+        ocp = self._ocp
+        step = self.latest_step() if step is None else step
+        if step is None:
+            return None
+        return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+    def restore_ema(self, ema_like: Any, step: int | None = None) -> Any:
+        ocp = self._ocp
+        step = self.latest_step() if step is None else step
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, ema_like)
+        return self.manager.restore(step, args=ocp.args.Composite(ema=ocp.args.StandardRestore(abstract)))["ema"]
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+# --------------------------------------------------------------------------- #
+# Logging
+# --------------------------------------------------------------------------- #
+
+
+class MetricLog:
+    """Sums scalar metrics on device; every ``log_every`` steps fetches the mean (one sync).
+
+    Lines go to ``workdir/log.jsonl`` (appended, flushed) as
+    ``{"step", "loss", "psnr", ..., "lr", "steps_per_s", "time"}``.
+    """
+
+    def __init__(self, path: Path, log_every: int, schedule: optax.Schedule):
+        self.path, self.every, self.schedule = Path(path), max(int(log_every), 1), schedule
+        self.acc: dict | None = None
+        self.n = 0
+        self.t0 = time.perf_counter()
+        self.last: dict = {}
+
+    def add(self, metrics: dict) -> None:
+        self.acc = metrics if self.acc is None else jax.tree.map(jnp.add, self.acc, metrics)
+        self.n += 1
+
+    def maybe_write(self, step: int, force: bool = False) -> dict | None:
+        """``step`` = number of completed steps. Writes when due; returns the line or None."""
+        if self.n == 0 or not (force or step % self.every == 0):
+            return None
+        means = {k: float(v) / self.n for k, v in jax.device_get(self.acc).items()}
+        now = time.perf_counter()
+        line = {"step": int(step), **means, "lr": float(self.schedule(step - 1)),
+                "steps_per_s": self.n / max(now - self.t0, 1e-9), "time": time.time()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(line) + "\n")
+        self.acc, self.n, self.t0, self.last = None, 0, now, line
+        return line
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """On resume, drop log lines past the restored ``step`` (those steps run again)."""
+    if not path.is_file():
+        return
+    lines = [l for l in path.read_text().splitlines() if l.strip()]
+    keep = [l for l in lines if json.loads(l).get("step", 0) <= step]
+    if len(keep) != len(lines):
+        _atomic_write_text(path, "".join(l + "\n" for l in keep))
+
+
+def read_log(workdir: str | os.PathLike) -> list[dict]:
+    """All lines of ``workdir/log.jsonl``."""
+    p = Path(workdir) / "log.jsonl"
+    if not p.is_file():
+        return []
+    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
+
+
+# --------------------------------------------------------------------------- #
+# Data
+# --------------------------------------------------------------------------- #
+
+
+def prefetch(it: Iterator, size: int = 2) -> Iterator:
+    """Run ``it`` in a background thread, ``size`` items ahead (rendering overlaps compute)."""
+    q: queue.Queue = queue.Queue(maxsize=size)
+    sentinel = object()
+    stop = threading.Event()
+
+    def worker():
+        try:
+            for item in it:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as e:  # hand errors to the consumer
+            q.put(e)
+        q.put(sentinel)
+
+    th = threading.Thread(target=worker, daemon=True)
+    th.start()
+    try:
+        while True:
+            item = q.get()
+            if item is sentinel:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _default_batches(cfg: Config, batch_size: int, split: str, seed: int, start_step: int) -> Iterator[dict]:
+    from sora_jax import data
+
+    return data.make_batches(cfg, batch_size, split=split, seed=seed, start_step=start_step)
+
+
+def _check_workdir_config(workdir: Path, cfg: Config) -> None:
+    """Write ``config.json`` on the first run; on a resume, refuse an incompatible config."""
+    p = workdir / "config.json"
+    if p.is_file():
+        saved = from_dict(Config, json.loads(p.read_text()))
+        vae_lib.check_compatible(cfg.vae, saved.vae, where=f"workdir {workdir}")
+    _atomic_write_text(p, json.dumps(to_dict(cfg), indent=1))
+
+
+# --------------------------------------------------------------------------- #
+# The VAE trainer
+# --------------------------------------------------------------------------- #
+
+
+def _vae_loss_fn(cfg: Config, disc_graphdef=None):
+    vcfg = cfg.vae
+
+    def loss_fn(model, batch, key):
+        video = batch["video"]
+        loss, aux = vae_lib.vae_loss(model, video, key, vcfg)
+        metrics = {k: aux[k] for k in ("l1", "l2", "kl", "psnr")}
+        if disc_graphdef is not None:
+            disc = nnx.merge(disc_graphdef, batch["disc_state"])
+            g = vae_lib.hinge_g_loss(disc(aux["recon"]))
+            loss = loss + vcfg.disc_weight * g
+            metrics["g_loss"] = g
+        return loss, metrics
+
+    return loss_fn
+
+
+def _make_vae_steps(cfg: Config, graphdef, disc_graphdef=None, disc_module_graphdef=None):
+    """Plain step, and (with a discriminator) a step that also trains the discriminator."""
+    tcfg = cfg.train
+
+    def prep(batch_u8):
+        return {"video": batch_u8.astype(jnp.float32) / 127.5 - 1.0}
+
+    plain = make_train_step(graphdef, _vae_loss_fn(cfg), ema_decay=tcfg.ema_decay)
+
+    @jax.jit
+    def step_plain(state, ema, video_u8, key, step):
+        return plain(state, ema, prep(video_u8), key, step)
+
+    if disc_graphdef is None:
+        return step_plain, None
+
+    gan = make_train_step(graphdef, _vae_loss_fn(cfg, disc_module_graphdef), ema_decay=tcfg.ema_decay)
+
+    @jax.jit
+    def step_gan(state, ema, dstate, video_u8, key, step):
+        batch = prep(video_u8)
+        batch["disc_state"] = nnx.state(nnx.merge(disc_graphdef, dstate)[0])  # constant for the VAE update
+        state, ema, metrics = gan(state, ema, batch, key, step)
+        # discriminator update on (real, reconstruction from the updated model)
+        model, _ = nnx.merge(graphdef, state)
+        recon = jax.lax.stop_gradient(model.decode_frames(model.encode_moments(batch["video"])[0].mean)[0])
+        disc, dopt = nnx.merge(disc_graphdef, dstate)
+
+        def d_loss_fn(d):
+            return vae_lib.hinge_d_loss(d(batch["video"]), d(recon))
+
+        d_loss, d_grads = nnx.value_and_grad(d_loss_fn)(disc)
+        dopt.update(disc, d_grads)
+        metrics = dict(metrics, d_loss=d_loss)
+        return state, ema, nnx.state((disc, dopt)), metrics
+
+    return step_plain, step_gan
+
+
+def _disc_optimizer(tcfg: TrainConfig) -> optax.GradientTransformation:
+    """The discriminator starts late (``disc_start``): constant LR, no warm-up from zero."""
+    return make_optimizer(dataclasses.replace(tcfg, warmup_steps=0, lr_schedule="constant"))
+
+
+def _build(cfg: Config):
+    model = vae_lib.VideoVAE(cfg.vae, rngs=nnx.Rngs(cfg.train.seed))
+    optimizer = nnx.Optimizer(model, make_optimizer(cfg.train), wrt=nnx.Param)
+    return model, optimizer
+
+
+def train_vae(
+    cfg: Config,
+    workdir: str | os.PathLike,
+    *,
+    max_steps: int | None = None,
+    progress: bool = True,
+    batches: Callable[[int], Iterator[dict]] | None = None,
+    stats_batches: int = 8,
+) -> dict:
+    """Train the video VAE on ``cfg.train.data`` (the synthetic world by default).
+
+    Resumes from the newest checkpoint in ``workdir`` when there is one (a killed run
+    started again continues exactly where it stopped). Stops after ``max_steps`` total
+    steps (default ``cfg.train.steps``; the LR schedule always spans ``cfg.train.steps``).
+    ``batches(start_step)`` may supply training batches (dicts with uint8
+    ``video (b, t, h, w, 3)``); the default is ``sora_jax.data.make_batches``.
+    At the end, measures latent shift/scale with the EMA weights into
+    ``workdir/latent_stats.json``. Returns a summary dict.
+    """
+    t_start = time.perf_counter()
+    tcfg, vcfg = cfg.train, cfg.vae
+    workdir = Path(workdir).absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    _check_workdir_config(workdir, cfg)
+    total = tcfg.steps if max_steps is None else int(max_steps)
+    if batches is None:
+        batches = lambda s: _default_batches(cfg, tcfg.batch_size, "train", tcfg.seed, s)
+
+    model, optimizer = _build(cfg)
+    graphdef, state = nnx.split((model, optimizer))
+    ema = ema_init(model)
+    use_disc = vcfg.disc_weight > 0
+    disc_graphdef = dstate = disc_module_graphdef = None
+    if use_disc:
+        disc = vae_lib.PatchDiscriminator3D(vcfg, rngs=nnx.Rngs(tcfg.seed + 1))
+        dopt = nnx.Optimizer(disc, _disc_optimizer(tcfg), wrt=nnx.Param)
+        disc_graphdef, dstate = nnx.split((disc, dopt))
+        disc_module_graphdef = nnx.split(disc)[0]
+
+    ckpt = Checkpoints(workdir, keep=tcfg.keep_checkpoints)
+    start = 0
+    tree_like = {"train": nnx.to_pure_dict(state), **({"disc": nnx.to_pure_dict(dstate)} if use_disc else {})}
+    restored = ckpt.restore(tree_like, ema)
+    if restored is not None:
+        tree, ema, meta = restored
+        nnx.replace_by_pure_dict(state, tree["train"])
+        if use_disc:
+            nnx.replace_by_pure_dict(dstate, tree["disc"])
+        start = int(meta["step"])
+        if int(meta.get("data_step", start)) != start:
+            raise ValueError(f"checkpoint at step {start} has data_step {meta['data_step']}; cannot resume consistently")
+        _truncate_log(workdir / "log.jsonl", start)
+
+    step_plain, step_gan = _make_vae_steps(cfg, graphdef, disc_graphdef, disc_module_graphdef)
+    schedule = lr_schedule(tcfg)
+    log = MetricLog(workdir / "log.jsonl", tcfg.log_every, schedule)
+    base_key = jax.random.key(tcfg.seed)
+
+    def save(step):
+        tree = {"train": nnx.to_pure_dict(state), **({"disc": nnx.to_pure_dict(dstate)} if use_disc else {})}
+        ckpt.save(step, tree, ema, {"step": int(step), "data_step": int(step), "config": to_dict(cfg),
+                                    "time": time.time()})
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=start, desc="train_vae", dynamic_ncols=True)
+    it = prefetch(iter(batches(start))) if start < total else iter(())
+    step = start
+    try:
+        while step < total:
+            batch = next(it)
+            video = jnp.asarray(batch["video"])
+            if video.dtype != jnp.uint8:
+                raise ValueError(f"training batches must hold uint8 video, got {video.dtype}")
+            key = jax.random.fold_in(base_key, step)
+            if use_disc and step >= vcfg.disc_start:
+                state, ema, dstate, metrics = step_gan(state, ema, dstate, video, key, step)
+            else:
+                state, ema, metrics = step_plain(state, ema, video, key, step)
+            log.add(metrics)
+            step += 1
+            line = log.maybe_write(step)
+            if bar is not None:
+                bar.update(1)
+                if line:
+                    bar.set_postfix(loss=f"{line['loss']:.4f}", psnr=f"{line['psnr']:.2f}", lr=f"{line['lr']:.2e}")
+            if step % tcfg.checkpoint_every == 0 or step == total:
+                save(step)
+    finally:
+        if bar is not None:
+            bar.close()
+        if hasattr(it, "close"):
+            it.close()
+    log.maybe_write(step, force=True)
+    if step > start and ckpt.latest_step() != step:
+        save(step)
+    ckpt.close()
+
+    # latent statistics with the EMA weights, stored beside the checkpoints
+    model, _ = nnx.merge(graphdef, state)
+    set_params(model, ema)
+    stats_it = batches(10**6)  # batches far from the ones just trained on
+    stats = vae_lib.measure_latent_stats(model, (b["video"] for b in stats_it), max_batches=stats_batches)
+    stats["step"] = int(step)
+    _atomic_write_text(workdir / "latent_stats.json", json.dumps(stats, indent=1))
+    return {"workdir": str(workdir), "step": int(step), "start_step": int(start),
+            "last_log": log.last, "latent_stats": stats, "wall_s": time.perf_counter() - t_start}
+
+
+# --------------------------------------------------------------------------- #
+# Loading, exporting, evaluating
+# --------------------------------------------------------------------------- #
+
+
+def load_checkpoint(workdir: str | os.PathLike, *, step: int | None = None, use_ema: bool = True) -> tuple[vae_lib.VideoVAE, Config, dict | None]:
+    """``(model, cfg, latent_stats)`` from a training ``workdir`` (EMA weights by default)."""
+    workdir = Path(workdir).absolute()
+    if not (workdir / "config.json").is_file():
+        raise FileNotFoundError(f"{workdir} is not a training workdir (no config.json)")
+    cfg = from_dict(Config, json.loads((workdir / "config.json").read_text()))
+    ckpt = Checkpoints(workdir, keep=cfg.train.keep_checkpoints)
+    if ckpt.latest_step() is None:
+        raise FileNotFoundError(f"{workdir}/checkpoints holds no checkpoint yet")
+    model, optimizer = _build(cfg)
+    if use_ema:
+        ema = ckpt.restore_ema(ema_init(model), step)
+        set_params(model, ema)
+    else:
+        state = nnx.state((model, optimizer))
+        tree_like = {"train": nnx.to_pure_dict(state)}
+        if cfg.vae.disc_weight > 0:
+            disc = vae_lib.PatchDiscriminator3D(cfg.vae, rngs=nnx.Rngs(0))
+            tree_like["disc"] = nnx.to_pure_dict(nnx.state((disc, nnx.Optimizer(disc, _disc_optimizer(cfg.train), wrt=nnx.Param))))
+        tree, _, _ = ckpt.restore(tree_like, ema_init(model), step)
+        nnx.replace_by_pure_dict(state, tree["train"])
+        nnx.update((model, optimizer), state)
+    ckpt.close()
+    p = workdir / "latent_stats.json"
+    stats = json.loads(p.read_text()) if p.is_file() else None
+    return model, cfg, stats
+
+
+def load_any(checkpoint: str | os.PathLike) -> tuple[vae_lib.VideoVAE, Config, dict | None]:
+    """Load an exported inference checkpoint or a training workdir."""
+    p = Path(checkpoint)
+    if (p / "params").exists() and (p / "config.json").is_file():
+        return vae_lib.load_vae(p)
+    if (p / "checkpoints").is_dir():
+        return load_checkpoint(p)
+    raise FileNotFoundError(f"{checkpoint}: neither an exported VAE checkpoint (params/ + config.json) nor a training workdir (checkpoints/)")
+
+
+def export_checkpoint(workdir: str | os.PathLike, out_dir: str | os.PathLike, dtype: str = "bfloat16") -> Path:
+    """Write a small inference-only checkpoint: EMA params in ``dtype``, config JSON, latent stats."""
+    model, cfg, stats = load_checkpoint(workdir)
+    meta = read_log(workdir)
+    extra = {"source_step": meta[-1]["step"] if meta else None, "num_params": vae_lib.num_params(model)}
+    return vae_lib.save_vae(out_dir, params_dict(model), cfg, stats, dtype=dtype, extra=extra)
+
+
+@nnx.jit
+def _reconstruct(model: vae_lib.VideoVAE, video_u8):
+    x = video_u8.astype(jnp.float32) / 127.5 - 1.0
+    post, _ = model.encode_moments(x)
+    return model.decode_frames(post.mean)[0]
+
+
+def evaluate_vae(
+    checkpoint: str | os.PathLike,
+    *,
+    n_clips: int = 256,
+    split: str = "test",
+    batch_size: int = 8,
+    progress: bool = True,
+    batches: Iterator[dict] | None = None,
+) -> dict:
+    """Reconstruction quality on held-out world clips: PSNR (dB, uint8 pixels), SSIM, per family.
+
+    ``checkpoint`` is an exported checkpoint or a training workdir (EMA weights).
+    Reconstructions are rounded to uint8 before scoring, as a viewer would see them.
+    """
+    model, cfg, _ = load_any(checkpoint)
+    if batches is None:
+        batches = _default_batches(cfg, batch_size, split, cfg.train.seed, 0)
+    psnrs, ssims, fams = [], [], []
+    ssim_fn = jax.jit(lambda a, b: vae_lib.ssim(a, b, 255.0))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_clips, desc=f"evaluate_vae[{split}]", dynamic_ncols=True)
+    for batch in batches:
+        if len(psnrs) >= n_clips:
+            break
+        video = np.asarray(batch["video"])[: n_clips - len(psnrs)]
+        recon = vae_lib.to_uint8(_reconstruct(model, jnp.asarray(video)))
+        ref = video.astype(np.float32)
+        out = recon.astype(np.float32)
+        psnrs.extend(np.asarray(vae_lib.psnr(out, ref, 255.0)).tolist())
+        b, t = video.shape[:2]
+        s = np.asarray(ssim_fn(out.reshape(b * t, *out.shape[2:]), ref.reshape(b * t, *ref.shape[2:]))).reshape(b, t)
+        ssims.extend(s.mean(1).tolist())
+        fams.extend([str(f) for f in np.asarray(batch.get("family", [""] * b))[:b]])
+        if bar is not None:
+            bar.update(b)
+    if bar is not None:
+        bar.close()
+    if not psnrs:
+        raise ValueError(f"evaluate_vae: split {split!r} gave no clips")
+    per_family = {}
+    for f in sorted(set(fams)):
+        idx = [i for i, g in enumerate(fams) if g == f]
+        per_family[f] = {"psnr": float(np.mean([psnrs[i] for i in idx])), "ssim": float(np.mean([ssims[i] for i in idx])), "n": len(idx)}
+    w = cfg.world
+    result = {
+        "psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)), "n_clips": len(psnrs), "split": split,
+        "per_family": per_family,
+        "compression_ratio": vae_lib.compression_ratio(cfg.vae, w.num_frames, w.height, w.width),
+        "latent_shape": vae_lib.latent_shape(cfg.vae, w.num_frames, w.height, w.width),
+    }
+    print(f"VAE {checkpoint}: PSNR {result['psnr']:.2f} dB  SSIM {result['ssim']:.4f}  on {len(psnrs)} {split} clips; "
+          f"compression {result['compression_ratio']:.1f}x")
+    for f, r in per_family.items():
+        print(f"  {f:14s} PSNR {r['psnr']:.2f}  SSIM {r['ssim']:.4f}  (n={r['n']})")
+    return result
