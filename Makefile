@@ -47,7 +47,7 @@ test: $(VENV)/.installed-test $(VENV)/.installed-parity ffmpeg
 	SORA_JAX_SMOKE=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
 lab: $(VENV)/.installed-notebooks ffmpeg
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 demo: $(VENV)/.installed-test ffmpeg
 	$(BIN)/sora-jax generate "a red ball moves to the right" -o out/demo.mp4
