@@ -212,14 +212,18 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from sora_jax.data import write_video
 
     fn = resolve("generate")
-    cfg = resolve_config(args)
-    checkpoint = args.checkpoint or str(workdir_for(args, cfg))
-    opts = {k: v for k, v in (("num_steps", args.steps), ("guidance", args.guidance), ("sampler", args.sampler)) if v is not None}
-    video = np.asarray(fn(checkpoint, args.prompt, seed=args.seed, **opts))
+    opts = {"steps": args.steps, "guidance": args.guidance, "sampler": args.sampler, "num_frames": args.frames,
+            "shift": args.shift, "negative_prompt": args.negative}
+    if args.size:
+        opts["height"], opts["width"] = parse_size(args.size)
+    if args.config or args.set or args.variant:
+        raise ValueError("generate reads its configuration from the checkpoint; drop --config/--set/--variant "
+                         "and choose the model with --checkpoint")
+    video = np.asarray(fn(args.checkpoint, args.prompt, seed=args.seed, **{k: v for k, v in opts.items() if v is not None}))
     if video.ndim == 5:  # (1, t, h, w, 3)
         video = video[0]
-    path = write_video(args.out, video, fps=1.0 / cfg.world.dt, lossless=args.lossless)
-    print(f"wrote {path} ({video.shape[0]} frames, {video.shape[1]}x{video.shape[2]})")
+    path = write_video(args.out, video, fps=args.fps, lossless=args.lossless)
+    print(f"wrote {path} ({video.shape[0]} frames, {video.shape[1]}x{video.shape[2]}) for prompt {args.prompt!r}, seed {args.seed}")
 
 
 # --------------------------------------------------------------------------- #
@@ -247,11 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", parents=[common], help="sample a clip from a prompt")
     p.add_argument("prompt")
     p.add_argument("-o", "--out", default="out/generated.mp4", help="output mp4 (default: %(default)s)")
-    p.add_argument("--checkpoint", help="checkpoint folder (default: the workdir)")
+    p.add_argument("--checkpoint", help="pipeline checkpoint folder (default: the shipped data/demo)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, help="sampler steps")
-    p.add_argument("--guidance", type=float, help="classifier-free guidance scale")
-    p.add_argument("--sampler", help="euler | heun | ddim | dpmpp_2m")
+    p.add_argument("--steps", type=int, help="sampler steps (default: 25)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: 4; 1 = off)")
+    p.add_argument("--sampler", help="euler | heun | ddim | dpmpp_2m (default: euler)")
+    p.add_argument("--frames", type=int, help="number of frames, 1 + 4k (default: what the model was trained for)")
+    p.add_argument("--size", metavar="HxW", help="frame size, e.g. 64x64 (default: what the model was trained for)")
+    p.add_argument("--shift", type=float, help="timestep shift for sampling (default: the training config's)")
+    p.add_argument("--negative", metavar="PROMPT", help="negative prompt (replaces the null text in guidance)")
+    p.add_argument("--fps", type=float, default=10.0, help="frame rate of the mp4 (default: %(default)s)")
     p.add_argument("--lossless", action="store_true", help="bit-exact mp4 instead of a small yuv420p one")
     p.set_defaults(func=cmd_generate)
 
@@ -315,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
         if args.debug:
             raise
         msg = " ".join(str(e).split()) if str(e) else type(e).__name__

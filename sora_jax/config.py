@@ -139,6 +139,11 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     text_dropout: float = 0.1        # DiT only: probability of the null prompt (for CFG)
+    caption_rate: float = 0.0        # DiT only: probability of training on the dense re-caption instead of the short prompt
+    vae_checkpoint: str = ""         # DiT only: the trained VAE (exported folder or VAE workdir) whose latents the DiT learns
+    init_from: str = ""              # start from these weights (exported folder or workdir) when the workdir has no checkpoint
+    trainable: Literal["all", "decoder"] = "all"   # VAE only: "decoder" freezes the encoder, so its latents (and a DiT trained on them) stay valid
+    latent_cache: int = 0            # DiT only: > 0 pre-encodes this many training clips once (fast epochs); 0 encodes every batch
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     log_every: int = 50
@@ -322,6 +327,10 @@ def validate(cfg: Any) -> None:
             raise ValueError(f"train.steps={cfg.steps}, train.batch_size={cfg.batch_size}: need steps >= 0, batch >= 1")
         if not 0.0 <= cfg.text_dropout <= 1.0:
             raise ValueError(f"train.text_dropout={cfg.text_dropout}: must be in [0, 1]")
+        if not 0.0 <= cfg.caption_rate <= 1.0:
+            raise ValueError(f"train.caption_rate={cfg.caption_rate}: must be in [0, 1]")
+        if cfg.latent_cache < 0:
+            raise ValueError(f"train.latent_cache={cfg.latent_cache}: must be >= 0 (0 = encode every batch)")
 
 
 # --------------------------------------------------------------------------- #

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import queue
 import threading
@@ -125,18 +126,21 @@ def make_train_step(
     loss_fn: Callable[[nnx.Module, Any, jax.Array], tuple[jax.Array, dict]],
     *,
     ema_decay: float,
+    wrt: Any = nnx.Param,
 ) -> Callable:
     """Build ``step(state, ema, batch, key, step) -> (state, ema, metrics)`` under ``jax.jit``.
 
     ``graphdef, state = nnx.split((model, optimizer))``; ``loss_fn(model, batch, key)``
     returns ``(loss, metrics)`` with scalar metrics. ``metrics`` gains ``loss`` and
-    ``grad_norm``.
+    ``grad_norm``. ``wrt`` (an nnx filter, the optimizer's too) picks the parameters that
+    are differentiated and updated; the others stay fixed and cost no backward pass.
     """
 
     @jax.jit
     def step_fn(state, ema, batch, key, step):
         model, optimizer = nnx.merge(graphdef, state)
-        (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model, batch, key)
+        grad_fn = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, wrt), has_aux=True)
+        (loss, metrics), grads = grad_fn(model, batch, key)
         optimizer.update(model, grads)
         ema = ema_update(ema, params_dict(model), ema_decay, step)
         metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(nnx.state(grads, nnx.Param)))
@@ -346,6 +350,15 @@ def _vae_loss_fn(cfg: Config, disc_graphdef=None):
     return loss_fn
 
 
+def _vae_trainable(tcfg: TrainConfig) -> Any:
+    """The nnx filter of the VAE parameters that train (``train.trainable``)."""
+    if tcfg.trainable == "all":
+        return nnx.Param
+    if tcfg.trainable == "decoder":
+        return nnx.All(nnx.Param, nnx.PathContains("decoder"))
+    raise ValueError(f"train.trainable={tcfg.trainable!r}: valid values are 'all', 'decoder'")
+
+
 def _make_vae_steps(cfg: Config, graphdef, disc_graphdef=None, disc_module_graphdef=None):
     """Plain step, and (with a discriminator) a step that also trains the discriminator."""
     tcfg = cfg.train
@@ -353,7 +366,7 @@ def _make_vae_steps(cfg: Config, graphdef, disc_graphdef=None, disc_module_graph
     def prep(batch_u8):
         return {"video": batch_u8.astype(jnp.float32) / 127.5 - 1.0}
 
-    plain = make_train_step(graphdef, _vae_loss_fn(cfg), ema_decay=tcfg.ema_decay)
+    plain = make_train_step(graphdef, _vae_loss_fn(cfg), ema_decay=tcfg.ema_decay, wrt=_vae_trainable(tcfg))
 
     @jax.jit
     def step_plain(state, ema, video_u8, key, step):
@@ -362,7 +375,8 @@ def _make_vae_steps(cfg: Config, graphdef, disc_graphdef=None, disc_module_graph
     if disc_graphdef is None:
         return step_plain, None
 
-    gan = make_train_step(graphdef, _vae_loss_fn(cfg, disc_module_graphdef), ema_decay=tcfg.ema_decay)
+    gan = make_train_step(graphdef, _vae_loss_fn(cfg, disc_module_graphdef), ema_decay=tcfg.ema_decay,
+                          wrt=_vae_trainable(tcfg))
 
     @jax.jit
     def step_gan(state, ema, dstate, video_u8, key, step):
@@ -392,7 +406,7 @@ def _disc_optimizer(tcfg: TrainConfig) -> optax.GradientTransformation:
 
 def _build(cfg: Config):
     model = vae_lib.VideoVAE(cfg.vae, rngs=nnx.Rngs(cfg.train.seed))
-    optimizer = nnx.Optimizer(model, make_optimizer(cfg.train), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, make_optimizer(cfg.train), wrt=_vae_trainable(cfg.train))
     return model, optimizer
 
 
@@ -425,6 +439,11 @@ def train_vae(
         batches = lambda s: _default_batches(cfg, tcfg.batch_size, "train", tcfg.seed, s)
 
     model, optimizer = _build(cfg)
+    ckpt = Checkpoints(workdir, keep=tcfg.keep_checkpoints)
+    if tcfg.init_from and ckpt.latest_step() is None:
+        init, saved, _ = load_any(tcfg.init_from)
+        vae_lib.check_compatible(vcfg, saved.vae, where=f"train.init_from={tcfg.init_from}")
+        set_params(model, params_dict(init))
     graphdef, state = nnx.split((model, optimizer))
     ema = ema_init(model)
     use_disc = vcfg.disc_weight > 0
@@ -435,7 +454,6 @@ def train_vae(
         disc_graphdef, dstate = nnx.split((disc, dopt))
         disc_module_graphdef = nnx.split(disc)[0]
 
-    ckpt = Checkpoints(workdir, keep=tcfg.keep_checkpoints)
     start = 0
     tree_like = {"train": nnx.to_pure_dict(state), **({"disc": nnx.to_pure_dict(dstate)} if use_disc else {})}
     restored = ckpt.restore(tree_like, ema)
@@ -623,3 +641,326 @@ def evaluate_vae(
     for f, r in per_family.items():
         print(f"  {f:14s} PSNR {r['psnr']:.2f}  SSIM {r['ssim']:.4f}  (n={r['n']})")
     return result
+
+
+# --------------------------------------------------------------------------- #
+# The DiT trainer
+# --------------------------------------------------------------------------- #
+
+
+def load_frozen_vae(cfg: Config) -> tuple[vae_lib.VideoVAE, dict]:
+    """The trained VAE named by ``cfg.train.vae_checkpoint`` and its latent stats (both required)."""
+    src = cfg.train.vae_checkpoint
+    if not src:
+        raise ValueError("train.vae_checkpoint is empty: the DiT learns the latents of a trained VAE; "
+                         "pass --set train.vae_checkpoint=<exported VAE folder or VAE workdir>")
+    if not Path(src).exists():
+        raise FileNotFoundError(f"train.vae_checkpoint={src!r} does not exist (train one with `sora-jax train-vae`)")
+    vae, saved, stats = load_any(src)
+    vae_lib.check_compatible(cfg.vae, saved.vae, where=f"train.vae_checkpoint={src}")
+    if stats is None:
+        raise ValueError(f"train.vae_checkpoint={src!r} has no latent_stats.json; it is written when train-vae "
+                         "finishes (or run sora_jax.vae.measure_latent_stats)")
+    return vae, stats
+
+
+def _pick_texts(batch: dict, rate: float, rng: np.random.Generator) -> list[str]:
+    """Per clip: the dense re-caption with probability ``rate``, else the short prompt."""
+    prompts = [str(p) for p in np.asarray(batch["prompt"])]
+    if rate <= 0 or "caption" not in batch:
+        return prompts
+    captions = [str(c) for c in np.asarray(batch["caption"])]
+    use = rng.random(len(prompts)) < rate
+    return [c if u else p for p, c, u in zip(prompts, captions, use)]
+
+
+def _tokenize(tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    import warnings
+
+    with warnings.catch_warnings():  # dense captions may exceed max_tokens: truncation is expected here
+        warnings.simplefilter("ignore")
+        return tokenizer.encode(texts)
+
+
+def build_latent_cache(
+    cfg: Config,
+    codec: Any,
+    directory: str | os.PathLike,
+    n_clips: int,
+    *,
+    chunk: int = 1024,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """Encode ``n_clips`` training clips once: ``latents`` float16 ``(n, t, h, w, c)``, ``prompt``, ``caption``.
+
+    Written as ``directory/chunk_00000.npz`` ... (each chunk atomic), so a killed run keeps
+    the chunks it finished. The clips are the world's train split from its start, so the
+    cache is the same on every machine.
+    """
+    from sora_jax import data
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    n_chunks = -(-int(n_clips) // chunk)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_clips, desc="encode latent cache", dynamic_ncols=True)
+    parts = []
+    for ci in range(n_chunks):
+        path = directory / f"chunk_{ci:05d}.npz"
+        size = min(chunk, n_clips - ci * chunk)
+        if not path.is_file():
+            lat, prompts, captions = [], [], []
+            start_batch = ci * chunk // batch_size
+            it = data.make_batches(cfg, batch_size, split="train", seed=cfg.train.seed + 7919, start_step=start_batch)
+            while sum(len(p) for p in prompts) < size:
+                b = next(it)
+                lat.append(np.asarray(codec.encode(np.asarray(b["video"]))).astype(np.float16))
+                prompts.append(np.asarray(b["prompt"]).astype(str))
+                captions.append(np.asarray(b["caption"]).astype(str))
+                if bar is not None:
+                    bar.update(len(b["prompt"]))
+            tmp = directory / f".{path.name}.tmp-{os.getpid()}.npz"   # np.savez wants the .npz suffix
+            np.savez(tmp, latents=np.concatenate(lat)[:size], prompt=np.concatenate(prompts)[:size],
+                     caption=np.concatenate(captions)[:size])
+            os.replace(tmp, path)
+        elif bar is not None:
+            bar.update(size)
+        with np.load(path) as z:
+            parts.append({k: z[k] for k in ("latents", "prompt", "caption")})
+    if bar is not None:
+        bar.close()
+    return {k: np.concatenate([p[k] for p in parts]) for k in ("latents", "prompt", "caption")}
+
+
+def _cache_batches(cache: dict, batch_size: int, seed: int, start_step: int) -> Iterator[dict]:
+    """Random batches from the latent cache; batch ``s`` depends only on ``(seed, s)`` (exact resume)."""
+    n = len(cache["latents"])
+    if n < batch_size:
+        raise ValueError(f"latent cache has {n} clips, fewer than train.batch_size={batch_size}")
+    step = start_step
+    while True:
+        idx = np.random.default_rng([seed, step, 0xD17]).choice(n, batch_size, replace=False)
+        yield {"latents": cache["latents"][idx].astype(np.float32), "prompt": cache["prompt"][idx],
+               "caption": cache["caption"][idx]}
+        step += 1
+
+
+def _dit_loss_fn(cfg: Config, num_tokens: int):
+    from sora_jax import diffusion
+    from sora_jax.text import prompt_dropout
+
+    def loss_fn(model, batch, key):
+        k_drop, k_loss = jax.random.split(key)
+        x0 = batch["latents"]
+        drop = prompt_dropout(k_drop, x0.shape[0], cfg.train.text_dropout)
+
+        def model_fn(x_t, t, *, ids, mask):
+            return model(x_t, t, ids, mask, drop=drop)
+
+        loss = diffusion.loss(model_fn, x0, k_loss, cfg=cfg.diffusion, num_tokens=num_tokens,
+                              ids=batch["ids"], mask=batch["mask"])
+        return loss, {}
+
+    return loss_fn
+
+
+def train_dit(
+    cfg: Config,
+    workdir: str | os.PathLike,
+    *,
+    max_steps: int | None = None,
+    progress: bool = True,
+    batches: Callable[[int], Iterator[dict]] | None = None,
+    mesh: Any = None,
+) -> dict:
+    """Train the text encoder + VideoDiT on latents of the frozen VAE ``cfg.train.vae_checkpoint``.
+
+    Each step: pick each clip's text (short prompt, or the dense re-caption with
+    probability ``train.caption_rate``), drop it to the null text with probability
+    ``train.text_dropout`` (for classifier-free guidance), noise the normalised latents
+    at a sampled level (``cfg.diffusion``: rectified flow or DDPM) and regress the target.
+    AdamW + warm-up/cosine, clipping, EMA, orbax checkpoints every ``checkpoint_every``
+    steps; a killed run started again resumes exactly (model, optimizer, EMA, data order).
+
+    Latents come from a cache of ``train.latent_cache`` clips encoded once (under
+    ``workdir/latents``), or, with ``latent_cache=0``, from encoding every batch.
+    ``batches(start_step)`` may supply batches instead: dicts with ``prompt`` (and
+    ``caption``) strings and either uint8 ``video`` or normalised ``latents``.
+    With several devices (or an explicit ``mesh`` from :func:`sora_jax.parallel.make_mesh`)
+    the same step runs data-parallel/FSDP; the batch must divide over the mesh.
+    """
+    from sora_jax import parallel
+    from sora_jax.patches import grid_shape
+    from sora_jax.pipeline import LatentCodec, TextToVideo
+
+    t_start = time.perf_counter()
+    tcfg = cfg.train
+    workdir = Path(workdir).absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    vae, stats = load_frozen_vae(cfg)
+    codec = LatentCodec(vae, stats)
+    _check_workdir_config(workdir, cfg)
+    total = tcfg.steps if max_steps is None else int(max_steps)
+    w = cfg.world
+    latent = vae_lib.latent_shape(cfg.vae, w.num_frames, w.height, w.width)
+    num_tokens = math.prod(grid_shape(latent[:3], cfg.dit.patch))
+    if mesh is None and jax.device_count() > 1:
+        mesh = parallel.make_mesh()
+    shards = parallel.num_batch_shards(mesh)
+    if tcfg.batch_size % shards:
+        raise ValueError(f"train.batch_size={tcfg.batch_size} does not divide over {shards} devices of the mesh")
+
+    if batches is None:
+        if tcfg.latent_cache > 0:
+            cache = build_latent_cache(cfg, codec, workdir / "latents", tcfg.latent_cache, progress=progress)
+            batches = lambda s: _cache_batches(cache, tcfg.batch_size, tcfg.seed, s)
+        else:
+            batches = lambda s: _default_batches(cfg, tcfg.batch_size, "train", tcfg.seed, s)
+
+    model = TextToVideo(cfg, rngs=nnx.Rngs(tcfg.seed))
+    optimizer = nnx.Optimizer(model, make_optimizer(tcfg), wrt=nnx.Param)
+    graphdef, state = nnx.split((model, optimizer))
+    ema = ema_init(model)
+    n_params = sum(a.size for a in jax.tree.leaves(ema))
+    ckpt = Checkpoints(workdir, keep=tcfg.keep_checkpoints)
+    start = 0
+    restored = ckpt.restore({"train": nnx.to_pure_dict(state)}, ema)
+    if restored is not None:
+        tree, ema, meta = restored
+        nnx.replace_by_pure_dict(state, tree["train"])
+        start = int(meta["step"])
+        _truncate_log(workdir / "log.jsonl", start)
+    state = parallel.shard_state(state, mesh)
+    ema = parallel.shard_state(ema, mesh)
+
+    inner = make_train_step(graphdef, _dit_loss_fn(cfg, num_tokens), ema_decay=tcfg.ema_decay)
+
+    @jax.jit
+    def step_fn(state, ema, batch, key, step):
+        state, ema, metrics = inner(state, ema, batch, key, step)
+        return parallel.constrain(state, mesh), parallel.constrain(ema, mesh), metrics
+
+    tokenizer = model.text.tokenizer
+    schedule = lr_schedule(tcfg)
+    log = MetricLog(workdir / "log.jsonl", tcfg.log_every, schedule)
+    base_key = jax.random.key(tcfg.seed)
+
+    def save(step):
+        ckpt.save(step, {"train": nnx.to_pure_dict(state)}, ema,
+                  {"step": int(step), "data_step": int(step), "config": to_dict(cfg), "time": time.time(),
+                   "num_params": int(n_params)})
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=start, desc="train_dit", dynamic_ncols=True)
+    it = prefetch(iter(batches(start))) if start < total else iter(())
+    step = start
+    try:
+        while step < total:
+            batch = next(it)
+            if "latents" in batch:
+                lat = np.asarray(batch["latents"], np.float32)
+            elif "video" in batch:
+                lat = codec.encode(np.asarray(batch["video"]))
+            else:
+                raise ValueError(f"training batches need 'latents' or uint8 'video'; got keys {sorted(batch)}")
+            if tuple(lat.shape[1:]) != tuple(latent):
+                raise ValueError(f"batch latents {tuple(lat.shape)} do not match the config's {tuple(latent)}")
+            rng = np.random.default_rng([tcfg.seed, step, 0x7E47])
+            ids, mask = _tokenize(tokenizer, _pick_texts(batch, tcfg.caption_rate, rng))
+            b = parallel.shard_batch({"latents": jnp.asarray(lat), "ids": jnp.asarray(ids),
+                                      "mask": jnp.asarray(mask)}, mesh)
+            state, ema, metrics = step_fn(state, ema, b, jax.random.fold_in(base_key, step), step)
+            log.add(metrics)
+            step += 1
+            line = log.maybe_write(step)
+            if bar is not None:
+                bar.update(1)
+                if line:
+                    bar.set_postfix(loss=f"{line['loss']:.4f}", lr=f"{line['lr']:.2e}")
+            if step % tcfg.checkpoint_every == 0 or step == total:
+                save(step)
+    finally:
+        if bar is not None:
+            bar.close()
+        if hasattr(it, "close"):
+            it.close()
+    log.maybe_write(step, force=True)
+    if step > start and ckpt.latest_step() != step:
+        save(step)
+    ckpt.close()
+    return {"workdir": str(workdir), "step": int(step), "start_step": int(start), "num_params": int(n_params),
+            "num_tokens": int(num_tokens), "last_log": log.last, "wall_s": time.perf_counter() - t_start}
+
+
+def load_dit_checkpoint(workdir: str | os.PathLike, *, step: int | None = None) -> tuple[Any, Config, dict]:
+    """``(TextToVideo with EMA weights, cfg, meta)`` from a ``train_dit`` workdir."""
+    from sora_jax.pipeline import TextToVideo
+
+    workdir = Path(workdir).absolute()
+    if not (workdir / "config.json").is_file():
+        raise FileNotFoundError(f"{workdir} is not a training workdir (no config.json)")
+    cfg = from_dict(Config, json.loads((workdir / "config.json").read_text()))
+    ckpt = Checkpoints(workdir, keep=cfg.train.keep_checkpoints)
+    if ckpt.latest_step() is None:
+        raise FileNotFoundError(f"{workdir}/checkpoints holds no checkpoint yet")
+    model = TextToVideo(cfg, rngs=nnx.Rngs(0))
+    ema = ckpt.restore_ema(ema_init(model), step)
+    meta = ckpt.restore_meta(step)
+    ckpt.close()
+    set_params(model, ema)
+    return model, cfg, meta
+
+
+def export_pipeline(workdir: str | os.PathLike, out_dir: str | os.PathLike, *, dtype: str = "bfloat16",
+                    extra: dict | None = None) -> Path:
+    """Write a pipeline checkpoint folder (what :func:`sora_jax.pipeline.load_pipeline` reads).
+
+    The DiT and text encoder get their EMA weights in ``dtype``; the VAE named by the
+    run's ``train.vae_checkpoint`` is copied (an exported folder) or exported (a workdir)
+    into ``out_dir/vae``. The folder is built beside ``out_dir`` and renamed into place,
+    so a crash never leaves a half-written checkpoint; files in ``out_dir`` other than
+    the checkpoint (e.g. ``MODEL_CARD.md``) are kept.
+    """
+    import shutil
+
+    from sora_jax.pipeline import FORMAT_VERSION, num_params, save_dit
+
+    model, cfg, meta = load_dit_checkpoint(workdir)
+    out_dir = Path(out_dir).absolute()
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    src = Path(cfg.train.vae_checkpoint)
+    if (src / "params").exists():
+        shutil.copytree(src, tmp / "vae")   # an exported VAE (may be out_dir/vae itself: copied before the swap)
+    else:
+        export_checkpoint(src, tmp / "vae", dtype=dtype)
+    save_dit(tmp / "dit" / "params", params_dict(model), dtype=dtype)
+    _atomic_write_text(tmp / "config.json", json.dumps(to_dict(cfg), indent=1))
+    info = {"format_version": FORMAT_VERSION, "step": int(meta["step"]), "dtype": dtype,
+            "num_params_dit": num_params(model.dit), "num_params_text": num_params(model.text),
+            "source_workdir": str(Path(workdir).absolute()), "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
+            **(extra or {})}
+    _atomic_write_text(tmp / "meta.json", json.dumps(info, indent=1))
+    if out_dir.exists():
+        for keep in out_dir.iterdir():  # carry over files that are not part of the checkpoint
+            if keep.name not in ("vae", "dit", "config.json", "meta.json") and not (tmp / keep.name).exists():
+                if keep.is_dir():
+                    shutil.copytree(keep, tmp / keep.name)
+                else:
+                    shutil.copy2(keep, tmp / keep.name)
+        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+        os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, out_dir)
+    return out_dir
