@@ -45,8 +45,8 @@ TARGETS: dict[str, str] = {
     "eval physics": "sora_jax.analysis:evaluate_physics",      # (checkpoint, *, n_clips, split)
     "bench world": "sora_jax.bench:bench_world",               # (cfg, *, batch_size, num_batches, workers)
     "bench vae": "sora_jax.vae:bench_vae",                     # (cfg)
-    "bench dit": "sora_jax.dit:bench_dit",                     # (cfg)
-    "bench generate": "sora_jax.pipeline:bench_generate",      # (cfg)
+    "bench dit": "sora_jax.dit:bench_dit",                     # (cfg, *, presets, steps, batch_size)
+    "bench generate": "sora_jax.pipeline:bench_generate",      # (cfg, *, checkpoint, steps, guidance)
     "world export": "sora_jax.data:write_split",               # (world_cfg, out_dir, n_clips, *, split, seed, ...)
 }
 
@@ -197,6 +197,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
         smoke = config_lib.smoke_mode()
         workers = [int(x) for x in args.workers.split(",")] if args.workers else ([0] if smoke else [0, 2])
         rows = fn(cfg, batch_size=args.batch_size, num_batches=args.batches or (2 if smoke else 8), workers=workers)
+    elif args.what == "dit":
+        presets = [p.strip() for p in args.presets.split(",") if p.strip()] if args.presets else None
+        rows = fn(cfg, presets=presets, steps=args.steps, batch_size=args.batch_size)
+    elif args.what == "generate":
+        rows = fn(cfg, checkpoint=args.checkpoint, steps=args.steps, guidance=args.guidance)
     else:
         rows = fn(cfg)
     info = machine_info()
@@ -290,6 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
             b.add_argument("--batch-size", type=int, default=8)
             b.add_argument("--batches", type=int, help="timed batches per row (default: 8; 2 in smoke mode)")
             b.add_argument("--workers", help="comma-separated worker counts (default: 0,2; 0 in smoke mode)")
+        if what == "dit":
+            b.add_argument("--presets", help="comma-separated presets to bench, e.g. tiny,S (default: the config's dit)")
+            b.add_argument("--steps", type=int, help="timed calls per row (default: 10; 2 in smoke mode)")
+            b.add_argument("--batch-size", type=int, help="clips per call (default: train.batch_size)")
+        if what == "generate":
+            b.add_argument("--checkpoint", help="pipeline folder (default: the shipped data/demo)")
+            b.add_argument("--steps", type=int, default=25, help="sampler steps (default: %(default)s)")
+            b.add_argument("--guidance", type=float, default=4.0, help="guidance scale (default: %(default)s)")
         b.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("world", help="the synthetic physics world")

@@ -297,15 +297,63 @@ def dit_flops(
             "total": per_clip + tokens + attention + text}
 
 
-def bench_dit(cfg: Config, *, steps: int | None = None) -> list[dict]:
-    """``sora-jax bench dit``: forward and train-step time of ``cfg.dit`` on this machine.
+def biggest_gemm(cfg: DiTConfig, tokens: int, text_len: int, batch: int) -> tuple[int, int, int]:
+    """``(M, K, N)`` of the largest matrix product in a forward pass of ``batch`` clips.
 
-    The clip is the world clip seen through the VAE (``cfg.world`` frames and size, divided
-    by ``cfg.vae``'s temporal/spatial factors), batch ``cfg.train.batch_size``, random text
-    tokens of ``cfg.text`` shape (the text encoder is not included). The train step is a
-    forward, an MSE to a random target (same cost as the diffusion loss), the backward
-    pass and an AdamW update, all jitted. Rows give milliseconds per call (median of
-    ``steps`` calls after the compile) and the FLOP rate from :func:`dit_flops`.
+    Candidates: the fused q/k/v projection ``(b n, d) x (d, 3d)``, the MLP's two layers
+    ``(b n, d) x (d, r)`` and ``(b n, r) x (r, d)``, and the cross-attention key/value
+    projection of the text ``(b L, d) x (d, 2d)`` (with long prompts and few video tokens
+    this one is the biggest). :func:`bench_dit` times a lone matmul of this shape as the
+    machine's reference rate.
+    """
+    d, r = cfg.hidden, int(cfg.hidden * cfg.mlp_ratio)
+    rows, text_rows = batch * tokens, batch * text_len
+    candidates = [(rows, d, 3 * d), (rows, d, r), (rows, r, d), (text_rows, d, 2 * d)]
+    return max(candidates, key=math.prod)
+
+
+def _bench_config(base: DiTConfig, which: str | DiTConfig) -> DiTConfig:
+    """A preset name keeps ``base``'s patch, attention, position embedding, remat/scan and dtype."""
+    if isinstance(which, DiTConfig):
+        return which
+    if which not in PRESETS:
+        raise ValueError(f"unknown DiT preset {which!r}; valid: {', '.join(PRESETS)}")
+    hidden, depth, heads = PRESETS[which]
+    cfg = dataclasses.replace(base, preset=which, hidden=hidden, depth=depth, num_heads=heads)
+    validate(cfg)
+    return cfg
+
+
+def bench_dit(
+    cfg: Config,
+    *,
+    steps: int | None = None,
+    presets: Sequence[str | DiTConfig] | None = None,
+    batch_size: int | None = None,
+) -> list[dict]:
+    """``sora-jax bench dit``: forward and train-step time of DiT presets on this machine.
+
+    Args:
+      cfg: the clip is the world clip seen through the VAE (``cfg.world`` frames and size,
+        divided by ``cfg.vae``'s temporal/spatial factors); text is ``cfg.text.max_tokens``
+        random embeddings of ``cfg.text`` width (the text encoder itself is not timed).
+      steps: timed calls per measurement (median reported); default 10, 2 in smoke mode.
+      presets: what to bench: preset names (``"tiny"``, ``"S"``, ...: ``cfg.dit`` with that
+        width/depth/heads, its other fields kept) or ``DiTConfig`` objects. Default: ``cfg.dit``.
+      batch_size: clips per call; default ``cfg.train.batch_size``.
+
+    The train step is a forward, an MSE to a random target (same cost as the diffusion
+    loss), the backward pass and an AdamW update, all jitted. FLOPs are *model* FLOPs from
+    :func:`dit_flops` (train step = 3x forward; remat's recomputation and elementwise work
+    are not counted), so the rate is comparable across settings.
+
+    The reference: a jitted matmul in the model's dtype, of the shape of the model's
+    biggest GEMM (:func:`biggest_gemm`), timed in the same run and interleaved with the
+    model calls, so both see the same machine load. Per preset the rows are that matmul,
+    ``dit forward`` and ``dit train_step``; ``ratio_to_matmul`` is the row's FLOP rate over
+    the matmul's (what fraction of the machine's achievable dense rate the model gets).
+    ``cores_used`` is the process's CPU seconds over wall seconds for that row: on a machine
+    shared with other work it shows how much of the CPU the measurement actually had.
     """
     import time
 
@@ -314,46 +362,90 @@ def bench_dit(cfg: Config, *, steps: int | None = None) -> list[dict]:
 
     from sora_jax.config import smoke_mode
 
-    steps = steps or (2 if smoke_mode() else 10)
-    w, v, d = cfg.world, cfg.vae, cfg.dit
+    steps = (2 if smoke_mode() else 10) if steps is None else int(steps)
+    if steps < 1:
+        raise ValueError(f"steps={steps}: need >= 1")
+    b = cfg.train.batch_size if batch_size is None else int(batch_size)
+    if b < 1:
+        raise ValueError(f"batch_size={b}: need >= 1")
+    configs = [cfg.dit] if presets is None else [_bench_config(cfg.dit, p) for p in presets]
+    if not configs:
+        raise ValueError(f"presets={presets!r}: name at least one of {', '.join(PRESETS)}")
+    w, v = cfg.world, cfg.vae
     latent = (1 + (w.num_frames - 1) // v.temporal_factor, w.height // v.spatial_factor,
               w.width // v.spatial_factor, v.latent_channels)
-    grid = grid_shape(latent[:3], d.patch)
-    b, L, e = cfg.train.batch_size, cfg.text.max_tokens, cfg.text.external_dim or cfg.text.width
+    L, e = cfg.text.max_tokens, cfg.text.external_dim or cfg.text.width
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((b, *latent), np.float32))
     t = jnp.asarray(rng.uniform(size=b).astype(np.float32))
     text = jnp.asarray(rng.standard_normal((b, L, e), np.float32))
     mask = jnp.ones((b, L), bool)
-    model = nnx.jit(lambda: VideoDiT(d, v.latent_channels, e, rngs=nnx.Rngs(0)))()
-    params = sum(a.size for a in jax.tree.leaves(nnx.state(model, nnx.Param)))
-    opt = nnx.Optimizer(model, optax.adamw(1e-4), wrt=nnx.Param)
 
-    @nnx.jit
-    def forward(model):
-        return model(x, t, text, mask)
+    cpu: dict[str, float] = {}
 
-    @nnx.jit
-    def train_step(model, opt):
-        loss, grads = nnx.value_and_grad(lambda m: jnp.mean((m(x, t, text, mask) - x) ** 2))(model)
-        opt.update(model, grads)
-        return loss
+    def timed(fn, *args, reps: int = 1, name: str | None = None) -> float:
+        c0, t0 = time.process_time(), time.perf_counter()
+        for _ in range(reps):
+            out = fn(*args)
+        jax.block_until_ready(out)
+        wall = time.perf_counter() - t0
+        if name is not None:                 # CPU seconds of all this process's threads
+            cpu[name] = cpu.get(name, 0.0) + time.process_time() - c0
+        return wall / reps
 
-    flops = dit_flops(d, grid, L, latent_channels=v.latent_channels, text_dim=e)["total"] * b
+    def sig3(value: float) -> float:          # 3 significant digits: readable and never rounds to 0
+        return float(f"{value:.3g}")
+
     rows = []
-    for name, fn, args, mult in (("forward", forward, (model,), 1), ("train_step", train_step, (model, opt), 3)):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        compile_s = time.perf_counter() - t0
-        times = []
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn(*args))
-            times.append(time.perf_counter() - t0)
-        med = float(np.median(times))
-        rows.append({"what": f"dit {name}", "preset": d.preset, "dtype": d.dtype, "attention": d.attention,
-                     "batch": b, "latent": "x".join(map(str, latent)), "tokens": math.prod(grid),
-                     "params_M": round(params / 1e6, 2), "first_call_s": round(compile_s, 2),
-                     "ms_per_call": round(1000 * med, 1), "gflop_per_call": round(mult * flops / 1e9, 2),
-                     "gflop_per_s": round(mult * flops / med / 1e9, 1)})
+    for d in configs:
+        grid = grid_shape(latent[:3], d.patch)
+        n = math.prod(grid)
+        model = nnx.jit(lambda d=d: VideoDiT(d, v.latent_channels, e, rngs=nnx.Rngs(0)))()
+        params = sum(a.size for a in jax.tree.leaves(nnx.state(model, nnx.Param)))
+        opt = nnx.Optimizer(model, optax.adamw(1e-4), wrt=nnx.Param)
+
+        @nnx.jit
+        def forward(model, x, t, text, mask):
+            return model(x, t, text, mask)
+
+        @nnx.jit
+        def train_step(model, opt, x, t, text, mask):
+            loss, grads = nnx.value_and_grad(lambda m: jnp.mean((m(x, t, text, mask) - x) ** 2))(model)
+            opt.update(model, grads)
+            return loss
+
+        M, K, N = biggest_gemm(d, n, L, b)
+        mm_dtype = dtype_of(d.dtype)
+        lhs = jnp.asarray(rng.standard_normal((M, K), np.float32), mm_dtype)
+        rhs = jnp.asarray(rng.standard_normal((K, N), np.float32), mm_dtype)
+        matmul = jax.jit(jnp.matmul)
+
+        flops = dit_flops(d, grid, L, latent_channels=v.latent_channels, text_dim=e)["total"] * b
+        batch = (x, t, text, mask)
+        cases = {"forward": (forward, (model, *batch), flops),
+                 "train_step": (train_step, (model, opt, *batch), 3 * flops),
+                 "matmul": (matmul, (lhs, rhs), 2 * M * K * N)}
+        first = {name: timed(fn, *args) for name, (fn, args, _) in cases.items()}   # compiles
+        # One matmul sample averages enough calls to last ~0.2 s, so that scheduler noise on a
+        # shared machine hits it as it hits the (longer) model calls.
+        reps = {"forward": 1, "train_step": 1, "matmul": int(np.clip(0.2 / timed(matmul, lhs, rhs), 1, 100))}
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        cpu.clear()
+        for _ in range(steps):               # interleaved: every measurement sees the same load
+            for name in ("forward", "matmul", "train_step", "matmul"):
+                fn, args, _ = cases[name]
+                times[name].append(timed(fn, *args, reps=reps[name], name=name))
+        rate = {name: cases[name][2] / float(np.median(times[name])) for name in cases}
+        common = {"preset": d.preset, "dtype": d.dtype, "attention": d.attention, "batch": b,
+                  "latent": "x".join(map(str, latent)), "tokens": n, "text_len": L}
+        for name in ("matmul", "forward", "train_step"):
+            med = float(np.median(times[name]))
+            what = f"matmul {M}x{K}x{N}" if name == "matmul" else f"dit {name}"
+            rows.append({"what": what, **common, "params_M": None if name == "matmul" else round(params / 1e6, 2),
+                         "first_call_s": round(first[name], 2), "ms_per_call": sig3(1000 * med),
+                         "gflop_per_call": sig3(cases[name][2] / 1e9),
+                         "gflop_per_s": sig3(rate[name] / 1e9),
+                         "ratio_to_matmul": round(rate[name] / rate["matmul"], 2),
+                         "cores_used": round(cpu[name] / (reps[name] * sum(times[name])), 2)})
+        del model, opt, cases
     return rows

@@ -174,7 +174,11 @@ class TextEncoder(nnx.Module):
     def encode_prompts(
         self, prompts: str | Sequence[str], *, drop: Bool[Array, "b"] | None = None
     ) -> tuple[Float[Array, "b L d"], Bool[Array, "b L"]]:
-        """Tokenize with the byte tokenizer and encode (internal encoder only)."""
+        """Tokenize with the byte tokenizer and encode (internal encoder only).
+
+        ``""`` (or only whitespace) gives the null embedding, i.e. the unconditional prompt;
+        a prompt over ``max_tokens - 2`` UTF-8 bytes is truncated with a ``UserWarning``.
+        """
         if self.external:
             raise ValueError("this TextEncoder expects precomputed embeddings (TextConfig.external_dim > 0)")
         ids, mask = self.tokenizer.encode(prompts)

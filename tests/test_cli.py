@@ -129,3 +129,11 @@ def test_console_script_exits_2_with_one_line():
     assert res.stderr == "sora-jax: error: --set dit.hidden='wide': expected int\n"
     ok = subprocess.run([*cmd, "--help"], capture_output=True, text=True, cwd=ROOT)
     assert ok.returncode == 0 and "world" in ok.stdout and "train-vae" in ok.stdout
+
+
+def test_bench_dit_presets_from_the_cli(tmp_path, capsys):
+    code, out, err = run(["bench", "dit", "--config", "configs/demo.py:tiny", "--presets", "tiny", "--steps", "1",
+                          "--batch-size", "2", "--out", str(tmp_path / "b.json")], capsys)
+    assert code == 0, err
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert {r["what"].split()[0] for r in rows} >= {"matmul", "dit"} and all("ratio_to_matmul" in r for r in rows)

@@ -238,14 +238,31 @@ def test_flop_count_matches_xla(attention_kind):
 
 
 def test_bench_dit_rows():
-    """The function behind ``sora-jax bench dit`` returns one row per measurement."""
+    """The function behind ``sora-jax bench dit``: per preset a reference matmul and the model's rows."""
     from sora_jax.config import Config, TextConfig, TrainConfig, VAEConfig, WorldConfig
-    from sora_jax.dit import bench_dit
+    from sora_jax.dit import _bench_config, bench_dit, biggest_gemm
 
+    small = DiTConfig(hidden=24, depth=1, num_heads=2)
     cfg = Config(world=WorldConfig(height=16, width=32, num_frames=5), vae=VAEConfig(latent_channels=3),
-                 text=TextConfig(max_tokens=8, width=16), dit=DiTConfig(hidden=24, depth=1, num_heads=2),
-                 train=TrainConfig(batch_size=2))
-    rows = bench_dit(cfg, steps=1)
-    assert [r["what"] for r in rows] == ["dit forward", "dit train_step"]
-    assert rows[0]["latent"] == "2x2x4x3" and rows[0]["tokens"] == 4
-    assert all(r["ms_per_call"] > 0 for r in rows)
+                 text=TextConfig(max_tokens=8, width=16), dit=small, train=TrainConfig(batch_size=2))
+    rows = bench_dit(cfg, steps=1)                                     # default: cfg.dit only
+    # 2 clips x 4 tokens; the MLP (8 x 24) x (24 x 96) is the biggest product here
+    assert [r["what"] for r in rows] == ["matmul 8x24x96", "dit forward", "dit train_step"]
+    assert rows[1]["latent"] == "2x2x4x3" and rows[1]["tokens"] == 4 and rows[1]["text_len"] == 8
+    assert all(r["ms_per_call"] > 0 and r["gflop_per_s"] > 0 for r in rows)
+    assert rows[0]["ratio_to_matmul"] == 1.0 and rows[2]["ratio_to_matmul"] > 0
+    assert all(r["cores_used"] > 0 for r in rows)
+    # several configurations in one run, and a smaller batch than the config's
+    rows = bench_dit(cfg, steps=1, presets=[small, dataclasses.replace(small, attention="factorized")], batch_size=1)
+    assert [r["attention"] for r in rows] == ["full"] * 3 + ["factorized"] * 3
+    assert all(r["batch"] == 1 for r in rows)
+    # a preset name keeps the base config's other fields
+    s = _bench_config(dataclasses.replace(small, attention="factorized", patch=(1, 1, 1)), "S")
+    assert (s.preset, s.hidden, s.depth, s.num_heads, s.attention, s.patch) == ("S", 384, 12, 6, "factorized", (1, 1, 1))
+    with pytest.raises(ValueError, match="unknown DiT preset 'M'; valid: tiny, S, B, L, XL"):
+        bench_dit(cfg, presets=["M"])
+    with pytest.raises(ValueError, match="steps=0"):
+        bench_dit(cfg, steps=0)
+    # long prompts, few video tokens: the text's key/value projection is the biggest product
+    assert biggest_gemm(preset("S"), 80, 256, 8) == (2048, 384, 768)
+    assert biggest_gemm(preset("S"), 1280, 256, 8) == (10240, 384, 1536)

@@ -151,6 +151,10 @@ def test_bad_arguments_are_named():
         S.sample(den, SHAPE, schedule=cfg, timesteps=[1.0, 0.5], key=key)
     with pytest.raises(ValueError, match="one per step"):
         S.sample(den, SHAPE, schedule=cfg, steps=3, guidance=[1.0, 2.0], uncond={}, key=key)
+    with pytest.raises(ValueError, match=r">= 0, got -1"):              # a schedule that goes negative
+        S.sample(den, SHAPE, schedule=cfg, steps=4, guidance=lambda i: 2.0 - i, uncond={}, key=key)
+    with pytest.raises(ValueError, match=r"steps=2\.5"):
+        S.sample(den, SHAPE, schedule=cfg, steps=2.5, key=key)
 
 
 def test_dit_denoiser_with_text_guidance():
