@@ -52,5 +52,9 @@ lab: $(VENV)/.installed-notebooks ffmpeg
 demo: $(VENV)/.installed-test ffmpeg
 	$(BIN)/sora-jax generate "a red ball moves to the right" -o out/demo.mp4
 
+# Retrain the shipped demo model on this CPU (hours; resumable: run again after a kill).
+demo-model: $(VENV)/.installed-test
+	BIN=$(BIN) bash scripts/train_demo_model.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -41,7 +41,7 @@ TARGETS: dict[str, str] = {
     "train-vae": "sora_jax.train:train_vae",                   # (cfg, workdir)
     "train-dit": "sora_jax.train:train_dit",                   # (cfg, workdir)
     "eval vae": "sora_jax.train:evaluate_vae",                 # (checkpoint, *, n_clips, split)
-    "eval prompts": "sora_jax.analysis:evaluate_prompts",      # (checkpoint, *, n_clips, split)
+    "eval prompts": "sora_jax.analysis.prompts:evaluate_prompts",  # (checkpoint, *, n_clips, split, steps, guidance, ...)
     "eval physics": "sora_jax.analysis:evaluate_physics",      # (checkpoint, *, n_clips, split)
     "bench world": "sora_jax.bench:bench_world",               # (cfg, *, batch_size, num_batches, workers)
     "bench vae": "sora_jax.vae:bench_vae",                     # (cfg)
@@ -182,10 +182,19 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     fn = resolve(f"eval {args.what}")
-    result = fn(args.checkpoint, n_clips=args.n, split=args.split)
-    show(result)
+    n = args.n if args.n is not None else (9 if config_lib.smoke_mode() else EVAL_DEFAULT_N[args.what])
+    kwargs = {"n_clips": n, "split": args.split}
+    if args.what == "prompts":
+        kwargs.update(steps=args.steps, guidance=args.guidance, sampler=args.sampler, batch_size=args.batch_size,
+                      ceiling=not args.no_ceiling, expand=args.expand)
+    result = fn(args.checkpoint, **kwargs)
+    # per-clip detail goes to --out only; the terminal gets the summary
+    show({k: v for k, v in result.items() if k not in ("per_prompt", "per_clip", "clips")} if isinstance(result, dict) else result)
     if args.out:
         write_json(args.out, result)
+
+
+EVAL_DEFAULT_N = {"vae": 256, "prompts": 256, "physics": 64}
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -279,10 +288,18 @@ def build_parser() -> argparse.ArgumentParser:
                        ("prompts", "prompt compliance (count, direction, relation)"),
                        ("physics", "physics-failure metrics on generated clips")):
         e = esub.add_parser(what, parents=[common], help=text)
-        e.add_argument("--checkpoint", required=True)
-        e.add_argument("--n", type=int, default=64, help="clips to evaluate (default: %(default)s)")
+        e.add_argument("--checkpoint", required=what != "prompts",
+                       help="checkpoint folder" + (" (omit: score only the ground-truth ceiling)" if what == "prompts" else ""))
+        e.add_argument("--n", type=int, help="clips to evaluate (default: 256 for vae/prompts, 64 for physics; 9 in smoke mode)")
         e.add_argument("--split", choices=("val", "test"), default="test")
         e.add_argument("--out", help="also write the result as JSON here")
+        if what == "prompts":
+            e.add_argument("--steps", type=int, help="sampler steps (default: the pipeline's, 25)")
+            e.add_argument("--guidance", type=float, help="guidance scale (default: the pipeline's, 4)")
+            e.add_argument("--sampler", help="euler | heun | ddim | dpmpp_2m")
+            e.add_argument("--batch-size", type=int, default=8, help="prompts per generate call (default: %(default)s)")
+            e.add_argument("--no-ceiling", action="store_true", help="skip scoring the ground-truth clips")
+            e.add_argument("--expand", action="store_true", help="expand each prompt (re-caption style) before generating")
         e.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="measure speed and memory")
