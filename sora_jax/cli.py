@@ -42,7 +42,7 @@ TARGETS: dict[str, str] = {
     "train-dit": "sora_jax.train:train_dit",                   # (cfg, workdir)
     "eval vae": "sora_jax.train:evaluate_vae",                 # (checkpoint, *, n_clips, split)
     "eval prompts": "sora_jax.analysis.prompts:evaluate_prompts",  # (checkpoint, *, n_clips, split, steps, guidance, ...)
-    "eval physics": "sora_jax.analysis:evaluate_physics",      # (checkpoint, *, n_clips, split)
+    "eval physics": "sora_jax.analysis:evaluate_physics",      # (checkpoint, *, n_clips, split, families, ood, report, ...)
     "bench world": "sora_jax.bench:bench_world",               # (cfg, *, batch_size, num_batches, workers)
     "bench vae": "sora_jax.vae:bench_vae",                     # (cfg)
     "bench dit": "sora_jax.dit:bench_dit",                     # (cfg, *, presets, steps, batch_size)
@@ -187,7 +187,19 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if args.what == "prompts":
         kwargs.update(steps=args.steps, guidance=args.guidance, sampler=args.sampler, batch_size=args.batch_size,
                       ceiling=not args.no_ceiling, expand=args.expand)
+    if args.what == "physics":
+        fams = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
+        kwargs.update(families=fams, ood=args.ood, report=args.report, steps=args.steps, guidance=args.guidance,
+                      sampler=args.sampler, seed=args.seed, batch_size=args.batch_size,
+                      condition_frames=args.condition_frames, json_out=args.out)
     result = fn(args.checkpoint, **kwargs)
+    if args.what == "physics":
+        from sora_jax.analysis import format_table
+
+        print(format_table(result))
+        if args.report:
+            print(f"report: {args.report}")
+        return
     # per-clip detail goes to --out only; the terminal gets the summary
     show({k: v for k, v in result.items() if k not in ("per_prompt", "per_clip", "clips")} if isinstance(result, dict) else result)
     if args.out:
@@ -291,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--checkpoint", required=what != "prompts",
                        help="checkpoint folder" + (" (omit: score only the ground-truth ceiling)" if what == "prompts" else ""))
         e.add_argument("--n", type=int, help="clips to evaluate (default: 256 for vae/prompts, 64 for physics; 9 in smoke mode)")
-        e.add_argument("--split", choices=("val", "test"), default="test")
+        e.add_argument("--split", choices=("val", "test") if what != "physics" else ("train", "val", "test"), default="test")
         e.add_argument("--out", help="also write the result as JSON here")
         if what == "prompts":
             e.add_argument("--steps", type=int, help="sampler steps (default: the pipeline's, 25)")
@@ -300,6 +312,17 @@ def build_parser() -> argparse.ArgumentParser:
             e.add_argument("--batch-size", type=int, default=8, help="prompts per generate call (default: %(default)s)")
             e.add_argument("--no-ceiling", action="store_true", help="skip scoring the ground-truth clips")
             e.add_argument("--expand", action="store_true", help="expand each prompt (re-caption style) before generating")
+        if what == "physics":
+            e.add_argument("--families", help="comma-separated scene families (default: all the model was trained on)")
+            e.add_argument("--ood", action="store_true", help="out-of-distribution sizes/speeds instead of in-distribution")
+            e.add_argument("--report", help="write a report of the worst clips (.html or .png)")
+            e.add_argument("--steps", type=int, help="sampler steps (default: the pipeline's)")
+            e.add_argument("--guidance", type=float, help="guidance scale (default: the pipeline's)")
+            e.add_argument("--sampler", help="euler | heun | ddim | dpmpp_2m")
+            e.add_argument("--seed", type=int, default=0, help="generation seed of the first clip (default: %(default)s)")
+            e.add_argument("--batch-size", type=int, default=8, help="clips per generate call (default: %(default)s)")
+            e.add_argument("--condition-frames", type=int, default=0,
+                           help="> 0: continue the first frames of each scene (PhyWorld's protocol; needs image prompting)")
         e.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="measure speed and memory")

@@ -182,8 +182,8 @@ def load_pipeline(checkpoint: str | os.PathLike | None = None, *, cache: bool = 
     vae, _, stats = vae_lib.load_vae(path / "vae", cfg)
     if stats is None:
         raise ValueError(f"checkpoint {str(path)!r}: vae/latent_stats.json is missing (the DiT needs the latent shift/scale)")
-    model = TextToVideo(cfg, rngs=nnx.Rngs(0))
-    state = nnx.state(model, nnx.Param)
+    # shapes only (no random init: eager initialisers would compile dozens of tiny programs)
+    graphdef, state = nnx.split(nnx.eval_shape(lambda: TextToVideo(cfg, rngs=nnx.Rngs(0))))
     problem = None
     try:
         params = _restore_params(path / "dit" / "params")
@@ -201,7 +201,7 @@ def load_pipeline(checkpoint: str | os.PathLike | None = None, *, cache: bool = 
     if problem:
         raise ValueError(f"checkpoint {str(path)!r}: dit/params does not fit the model described by its config.json "
                          f"(dit={cfg.dit}, text={cfg.text}): {problem}")
-    nnx.update(model, state)
+    model = nnx.merge(graphdef, state)
     return Pipeline(model, vae, cfg, stats, path=path, meta=meta)
 
 

@@ -910,16 +910,20 @@ def load_vae(path: str | os.PathLike, cfg: Config | VAEConfig | None = None) -> 
     saved = from_dict(Config, json.loads((path / "config.json").read_text()))
     if cfg is not None:
         check_compatible(cfg.vae if isinstance(cfg, Config) else cfg, saved.vae)
-    model = VideoVAE(saved.vae, rngs=nnx.Rngs(0))
-    abstract = nnx.state(model, nnx.Param)
+    # shapes only: no random init (eager initialisers would compile dozens of tiny programs)
+    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: VideoVAE(saved.vae, rngs=nnx.Rngs(0))))
     with ocp.StandardCheckpointer() as ckptr:
         tree = ckptr.restore(path / "params")
     restored = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), tree)
-    try:
-        nnx.replace_by_pure_dict(abstract, restored)
-    except Exception as e:  # structure mismatch: report it plainly
-        raise ValueError(f"{path}: parameters do not match the config in config.json ({e})") from None
-    nnx.update(model, abstract)
+    want = {jax.tree_util.keystr(k).replace("'", ""): v.shape
+            for k, v in jax.tree_util.tree_leaves_with_path(nnx.to_pure_dict(abstract))}
+    have = {jax.tree_util.keystr(k).replace("'", ""): v.shape for k, v in jax.tree_util.tree_leaves_with_path(restored)}
+    bad = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+    if bad:
+        raise ValueError(f"{path}: parameters do not match the config in config.json ({len(bad)} arrays differ, e.g. "
+                         f"{bad[0]}: stored {have.get(bad[0])}, config wants {want.get(bad[0])})")
+    nnx.replace_by_pure_dict(abstract, restored)
+    model = nnx.merge(graphdef, abstract)
     stats_path = path / "latent_stats.json"
     stats = json.loads(stats_path.read_text()) if stats_path.is_file() else None
     return model, saved, stats
