@@ -465,7 +465,7 @@ def train_vae(
         start = int(meta["step"])
         if int(meta.get("data_step", start)) != start:
             raise ValueError(f"checkpoint at step {start} has data_step {meta['data_step']}; cannot resume consistently")
-        _truncate_log(workdir / "log.jsonl", start)
+    _truncate_log(workdir / "log.jsonl", start)   # lines past the restored step (or of a run killed before its first checkpoint)
 
     step_plain, step_gan = _make_vae_steps(cfg, graphdef, disc_graphdef, disc_module_graphdef)
     schedule = lr_schedule(tcfg)
@@ -833,7 +833,7 @@ def train_dit(
         tree, ema, meta = restored
         nnx.replace_by_pure_dict(state, tree["train"])
         start = int(meta["step"])
-        _truncate_log(workdir / "log.jsonl", start)
+    _truncate_log(workdir / "log.jsonl", start)   # lines past the restored step (or of a run killed before its first checkpoint)
     state = parallel.shard_state(state, mesh)
     ema = parallel.shard_state(ema, mesh)
 

@@ -123,7 +123,7 @@ def check_video(video: Any, cfg: VAEConfig, *, what: str = "video") -> jax.Array
     dividing by 255 (or not) is the classic off-by-a-range bug.
     """
     shape = tuple(np.shape(video))
-    dtype = np.dtype(getattr(video, "dtype", np.asarray(video).dtype))
+    dtype = np.dtype(video.dtype) if hasattr(video, "dtype") else np.asarray(video).dtype
     if dtype == np.uint8:
         raise ValueError(
             f"{what} has dtype uint8 (pixels 0..255); the VAE expects float in [-1, 1]. "

@@ -93,3 +93,11 @@ def test_export_keeps_extra_files_and_replaces_atomically(tiny_runs, tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["dtype"] == "float32" and meta["step"] == 6
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no temp folders left behind
+
+
+def test_log_of_a_run_killed_before_its_first_checkpoint_is_dropped(tiny_runs, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.jsonl").write_text('{"step": 25, "loss": 9.0}\n{"step": 50, "loss": 9.0}\n')   # no checkpoint behind it
+    train.train_dit(tiny_runs["cfg"], run, max_steps=2, progress=False)
+    assert all(r["loss"] != 9.0 for r in train.read_log(run))
