@@ -80,7 +80,7 @@ def get_config(variant: str = "") -> Config:
     variants = [p.strip() for p in variant.split(",") if p.strip()]
     if "dit" in variants:
         train = TrainConfig(
-            steps=3000, batch_size=32, lr=6e-4, warmup_steps=200, lr_schedule="cosine", min_lr_ratio=0.05,
+            steps=4500, batch_size=32, lr=6e-4, warmup_steps=200, lr_schedule="cosine", min_lr_ratio=0.05,
             weight_decay=0.0, grad_clip=1.0, ema_decay=0.999, text_dropout=0.1, caption_rate=0.0,
             vae_checkpoint="data/demo/vae", latent_cache=16384,
             checkpoint_every=250, keep_checkpoints=3, log_every=25, eval_every=1000, seed=0, data="world",
