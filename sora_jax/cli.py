@@ -245,11 +245,38 @@ def cmd_generate(args: argparse.Namespace) -> None:
     if args.config or args.set or args.variant:
         raise ValueError("generate reads its configuration from the checkpoint; drop --config/--set/--variant "
                          "and choose the model with --checkpoint")
+    if args.first_frames:
+        opts["first_frames"] = _read_first_frames(args.first_frames, args.condition_frames)
+    elif args.condition_frames is not None:
+        raise ValueError("--condition-frames needs --first-frames FILE (the clip or image to continue)")
     video = np.asarray(fn(args.checkpoint, args.prompt, seed=args.seed, **{k: v for k, v in opts.items() if v is not None}))
     if video.ndim == 5:  # (1, t, h, w, 3)
         video = video[0]
     path = write_video(args.out, video, fps=args.fps, lossless=args.lossless)
     print(f"wrote {path} ({video.shape[0]} frames, {video.shape[1]}x{video.shape[2]}) for prompt {args.prompt!r}, seed {args.seed}")
+
+
+def _read_first_frames(path: str, n: int | None):
+    """An image (png/jpg) or a video (mp4, ...) -> its first ``n`` frames, uint8 (n, h, w, 3)."""
+    import numpy as np
+
+    from sora_jax.data import read_video
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--first-frames {path}: no such file")
+    if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
+        import mediapy
+
+        frames = np.asarray(mediapy.read_image(p))[None, ..., :3]
+        if frames.dtype != np.uint8:
+            raise ValueError(f"--first-frames {path}: need an 8-bit RGB image, got {frames.dtype}")
+    else:
+        frames = read_video(p)
+    n = 1 if n is None else n
+    if n < 1 or n > len(frames):
+        raise ValueError(f"--condition-frames {n}: {path} has {len(frames)} frame(s); need 1 <= n <= {len(frames)}")
+    return frames[:n]
 
 
 # --------------------------------------------------------------------------- #
@@ -286,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", metavar="HxW", help="frame size, e.g. 64x64 (default: what the model was trained for)")
     p.add_argument("--shift", type=float, help="timestep shift for sampling (default: the training config's)")
     p.add_argument("--negative", metavar="PROMPT", help="negative prompt (replaces the null text in guidance)")
+    p.add_argument("--first-frames", metavar="FILE",
+                   help="image or video to continue (image-to-video); frames must have the generated size")
+    p.add_argument("--condition-frames", type=int, metavar="N",
+                   help="how many frames of --first-frames to keep, 1 + 4k (default: 1)")
     p.add_argument("--fps", type=float, default=10.0, help="frame rate of the mp4 (default: %(default)s)")
     p.add_argument("--lossless", action="store_true", help="bit-exact mp4 instead of a small yuv420p one")
     p.set_defaults(func=cmd_generate)

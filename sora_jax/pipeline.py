@@ -366,6 +366,7 @@ class Pipeline:
         seed: int | Sequence[int] = 0,
         shift: float | None = None,
         negative_prompt: str | Sequence[str] | None = None,
+        first_frames: np.ndarray | None = None,
         callback: Callable[[dict], None] | None = None,
     ) -> np.ndarray:
         """Generate clips. Returns uint8 ``(T, H, W, 3)`` for one prompt, ``(b, T, H, W, 3)`` for a list.
@@ -380,6 +381,12 @@ class Pipeline:
             seed, not on the batch it was generated in.
           shift: timestep shift for sampling (> 0); default: the training config's.
           negative_prompt: text to steer away from, used in place of the null text.
+          first_frames: uint8 ``(c, H, W, 3)`` (same start for every prompt) or
+            ``(b, c, H, W, 3)``, ``c = 1 + 4k < num_frames``: continue these frames
+            (image-to-video with ``c = 1``; PhyWorld's protocol). They are encoded -- the
+            causal VAE makes them exactly the first ``1 + k`` latent frames -- and held
+            fixed during sampling (see ``known`` in :func:`sora_jax.sampling.sample`).
+            The returned clip starts with their VAE reconstruction.
           callback: called after each step with ``dict(i, steps, t, x, denoised)``; ``x``
             and ``denoised`` are normalised latents, :meth:`decode` turns them into video.
         """
@@ -423,15 +430,41 @@ class Pipeline:
                     raise ValueError(f"negative_prompt: got {len(neg)} for {b} prompts")
                 uncond = dict(zip(("text", "text_mask"), self.encode_text(neg)))
         noise = jnp.concatenate([initial_noise(jax.random.key(int(s)), (1, *latent)) for s in seeds])
+        known = known_mask = None
+        if first_frames is not None:
+            known, known_mask = self._first_frame_latents(first_frames, b, latent, num_frames, height, width)
         denoiser = Denoiser(self.model.dit, schedule)
         cb = None
         if callback is not None:
             def cb(d):
                 callback(dict(d, steps=int(steps)))
         z = sample(denoiser, (b, *latent), sampler=sampler, steps=int(steps), guidance=float(guidance),
-                   cond=cond, uncond=uncond, noise=noise, num_tokens=n_tokens, callback=cb)
+                   cond=cond, uncond=uncond, noise=noise, num_tokens=n_tokens, known=known,
+                   known_mask=known_mask, callback=cb)
         video = self.decode(z)
         return video[0] if single else video
+
+    def _first_frame_latents(self, frames, b: int, latent: tuple, num_frames: int, height: int, width: int):
+        """uint8 first frames -> (known latents (b, *latent), per-frame mask (b, t, 1, 1, 1))."""
+        tf = self.config.vae.temporal_factor
+        f = np.asarray(frames)
+        if f.dtype != np.uint8:
+            raise ValueError(f"first_frames: need uint8 frames in [0, 255], got dtype {f.dtype}")
+        if f.ndim == 4:
+            f = np.broadcast_to(f[None], (b, *f.shape))
+        if f.ndim != 5 or f.shape[0] != b or f.shape[2:] != (height, width, 3):
+            raise ValueError(f"first_frames: need (c, {height}, {width}, 3) or ({b}, c, {height}, {width}, 3) "
+                             f"for {b} prompt(s) at {height}x{width}, got shape {np.shape(frames)}")
+        c = f.shape[1]
+        if (c - 1) % tf or c >= num_frames:
+            ok = ", ".join(str(1 + tf * k) for k in range((num_frames - 2) // tf + 1))
+            raise ValueError(f"first_frames: {c} frames; need 1 + {tf}k frames, fewer than num_frames={num_frames} "
+                             f"(valid: {ok})")
+        lc = 1 + (c - 1) // tf
+        z = self.encode(np.ascontiguousarray(f))                        # (b, lc, h, w, ch)
+        known = jnp.zeros((b, *latent), jnp.float32).at[:, :lc].set(z.astype(jnp.float32))
+        mask = (jnp.arange(latent[0]) < lc).astype(jnp.float32)[None, :, None, None, None]
+        return known, jnp.broadcast_to(mask, (b, latent[0], 1, 1, 1))
 
 
 def generate_from_checkpoint(checkpoint: str | os.PathLike | None, prompt: str, *, seed: int = 0, **opts) -> np.ndarray:

@@ -190,32 +190,40 @@ class _Bound:
 
 
 @partial(jax.jit, static_argnames=("apply", "sampler", "use_cfg"))
-def _one_step(apply, sampler, use_cfg, state, carry, per_step, cond, uncond):
-    return _step_impl(apply, sampler, use_cfg, state, carry, per_step, cond, uncond)
+def _one_step(apply, sampler, use_cfg, state, carry, per_step, cond, uncond, known):
+    return _step_impl(apply, sampler, use_cfg, state, carry, per_step, cond, uncond, known)
 
 
 @partial(jax.jit, static_argnames=("apply", "sampler", "use_cfg"))
-def _all_steps(apply, sampler, use_cfg, state, x, per_step, cond, uncond):
+def _all_steps(apply, sampler, use_cfg, state, x, per_step, cond, uncond, known):
     def body(carry, ps):
-        return _step_impl(apply, sampler, use_cfg, state, carry, ps, cond, uncond), None
+        return _step_impl(apply, sampler, use_cfg, state, carry, ps, cond, uncond, known), None
 
     (x, _), _ = jax.lax.scan(body, (x, jnp.zeros_like(x)), per_step)
     return x
 
 
-def _step_impl(apply, sampler, use_cfg, state, carry, per_step, cond, uncond):
+def _with_known(d: Array, known) -> Array:
+    """Overwrite the denoised prediction where the clean sample is known (``known = (x0, mask)``)."""
+    if known is None:
+        return d
+    x0, mask = known
+    return mask * x0 + (1.0 - mask) * d
+
+
+def _step_impl(apply, sampler, use_cfg, state, carry, per_step, cond, uncond, known=None):
     x, d_prev = carry
     t, t_next, coef, scale = per_step
     den = _Bound(apply, state)
     b_ = x.shape[0]
     tb, tnb = jnp.full((b_,), t), jnp.full((b_,), t_next)
-    d = guided(den, x, tb, cond, uncond if use_cfg else None, scale)
+    d = _with_known(guided(den, x, tb, cond, uncond if use_cfg else None, scale), known)
     x_next = coef[0] * x + coef[1] * d + coef[2] * d_prev
     if sampler == "heun":
         tau, tau_n, s, s_n = coef[3], coef[4], coef[5], coef[6]
 
         def correct(x_euler):
-            d2 = guided(den, x_euler, tnb, cond, uncond if use_cfg else None, scale)
+            d2 = _with_known(guided(den, x_euler, tnb, cond, uncond if use_cfg else None, scale), known)
             y, y_e = x / s, x_euler / s_n
             slope = (y - d) / tau + (y_e - d2) / tau_n
             return s_n * (y + 0.5 * (tau_n - tau) * slope)
@@ -251,6 +259,8 @@ def sample(
     num_tokens: int | None = None,
     noise: Float[Array, "b ..."] | None = None,
     sample_index: int = 0,
+    known: Float[Array, "b ..."] | None = None,
+    known_mask: Float[Array, "..."] | None = None,
     callback: Callable[[dict], None] | None = None,
 ) -> Float[Array, "b ..."]:
     """Draw ``shape = (b, ...)`` samples by integrating from noise to data.
@@ -274,6 +284,14 @@ def sample(
       num_tokens: token count for the resolution-dependent flow shift.
       noise: the initial sample ``(b, ...)``, used instead of drawing it from ``key``.
       sample_index: index of the first row, for per-sample seeds across calls.
+      known / known_mask: conditioning on part of the sample (first frames for image- or
+        video-to-video, PhyWorld's continuation protocol, inpainting). ``known`` is a clean
+        sample of ``shape``; ``known_mask`` (broadcastable to ``shape``, 1 = known, e.g. a
+        per-frame mask ``(b, t, 1, 1, 1)``) says where. Wherever the mask is 1 the sampler
+        is fed the *exact* denoiser of ``known`` -- so those entries follow the noising
+        path of ``known`` from the start noise to ``known`` itself, and the model, which
+        attends to them at every step, sees them at the noise level it was trained for
+        (the "replacement" method; no retraining needed).
       callback: called after each step with ``dict(x, i, t, denoised)``.
 
     Returns the final sample, float32. The start is the noise itself (exact for flow and
@@ -316,6 +334,19 @@ def sample(
         if tuple(x.shape) != shape:
             raise ValueError(f"noise has shape {tuple(x.shape)}, expected {shape}")
 
+    if (known is None) != (known_mask is None):
+        raise ValueError("pass known= and known_mask= together (or neither)")
+    if known is not None:
+        known = jnp.asarray(known, jnp.float32)
+        if tuple(known.shape) != shape:
+            raise ValueError(f"known has shape {tuple(known.shape)}, expected the sample shape {shape}")
+        known_mask = jnp.asarray(known_mask, jnp.float32)
+        try:
+            np.broadcast_shapes(known_mask.shape, shape)
+        except ValueError:
+            raise ValueError(f"known_mask of shape {tuple(known_mask.shape)} does not broadcast to {shape}") from None
+        known = (known, jnp.broadcast_to(known_mask, shape))
+
     apply, state = _split(denoiser)
     per_step = (
         jnp.asarray(ts[:-1], jnp.float32),
@@ -324,11 +355,11 @@ def sample(
         jnp.asarray(scales, jnp.float32),
     )
     if callback is None:
-        return _all_steps(apply, sampler, use_cfg, state, x, per_step, cond, uncond)
+        return _all_steps(apply, sampler, use_cfg, state, x, per_step, cond, uncond, known)
     d_prev = jnp.zeros_like(x)
     for i in range(steps):
         step_i = jax.tree.map(lambda a: a[i], per_step)
-        x_next, d = _one_step(apply, sampler, use_cfg, state, (x, d_prev), step_i, cond, uncond)
+        x_next, d = _one_step(apply, sampler, use_cfg, state, (x, d_prev), step_i, cond, uncond, known)
         callback(dict(x=x, i=i, t=step_i[0], denoised=d))
         x, d_prev = x_next, d
     return x

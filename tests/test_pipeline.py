@@ -41,6 +41,27 @@ def test_callback_sees_every_step_and_decodes(pipe):
     assert clean.shape == (1, *final.shape)
 
 
+def test_first_frames_are_continued(pipe):
+    """Image-to-video / PhyWorld's protocol: the clip starts with the VAE reconstruction of the
+    given frame (the causal VAE makes it the first latent frame, held fixed while sampling)."""
+    T, H, W = pipe.trained_size
+    image = np.random.default_rng(0).integers(0, 256, (1, H, W, 3), dtype=np.uint8)
+    clip = pipe.generate("a red ball", steps=2, seed=0, first_frames=image)
+    assert clip.shape == (T, H, W, 3)
+    rec = pipe.reconstruct(image)
+    assert np.abs(clip[:1].astype(int) - rec.astype(int)).max() <= 1
+    free = pipe.generate("a red ball", steps=2, seed=0)
+    assert np.abs(free[:1].astype(int) - rec.astype(int)).mean() > 5      # without it the start is the model's
+    both = pipe.generate(["a red ball", "a ball"], steps=2, seed=[0, 1], first_frames=np.stack([image, image[:, ::-1]]))
+    np.testing.assert_array_equal(both[0], clip)
+    with pytest.raises(ValueError, match="1 \\+ 4k frames"):
+        pipe.generate("a ball", steps=1, first_frames=np.zeros((2, H, W, 3), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        pipe.generate("a ball", steps=1, first_frames=np.zeros((1, H, W, 3), np.float32))
+    with pytest.raises(ValueError, match="first_frames: need"):
+        pipe.generate("a ball", steps=1, first_frames=np.zeros((1, H + 8, W, 3), np.uint8))
+
+
 def test_encode_decode_round_trip_shapes(pipe):
     T, H, W = pipe.trained_size
     video = np.zeros((T, H, W, 3), np.uint8)
@@ -122,3 +143,23 @@ def test_cli_generate_writes_an_mp4(tiny_runs, tmp_path):
     r = subprocess.run([sys.executable, "-m", "sora_jax.cli", "generate", "x", "--checkpoint", str(tmp_path / "none")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_generate_continues_an_image(tiny_runs, tmp_path):
+    import mediapy
+
+    pipe = load_pipeline(tiny_runs["pipeline"])
+    T, H, W = pipe.trained_size
+    image = np.random.default_rng(1).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    mediapy.write_image(tmp_path / "start.png", image)
+    out = tmp_path / "clip.mp4"
+    base = [sys.executable, "-m", "sora_jax.cli", "generate", "a ball", "--checkpoint", str(tiny_runs["pipeline"]),
+            "--steps", "2", "-o", str(out), "--lossless"]
+    r = subprocess.run(base + ["--first-frames", str(tmp_path / "start.png")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    from sora_jax.data import read_video
+
+    np.testing.assert_array_equal(read_video(out), pipe.generate("a ball", steps=2, first_frames=image[None]))
+    r = subprocess.run(base + ["--first-frames", str(tmp_path / "start.png"), "--condition-frames", "5"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "has 1 frame(s)" in r.stderr and "Traceback" not in r.stderr

@@ -48,6 +48,41 @@ def test_exact_denoiser_of_one_point_is_followed_exactly(cfg, sampler):
         np.testing.assert_allclose(s["denoised"], jnp.broadcast_to(x0, SHAPE))
 
 
+@pytest.mark.parametrize("cfg", CONFIGS, ids=ids)
+@pytest.mark.parametrize("sampler", S.SAMPLERS)
+def test_known_entries_follow_their_noising_path_whatever_the_model_says(cfg, sampler):
+    """known/known_mask (first-frame conditioning): masked entries ride the exact path from
+    the start noise to ``known``; the rest is the model's (here a constant-5 denoiser)."""
+    known, noise = randn(*SHAPE, seed=2), randn(*SHAPE, seed=3)
+    mask = (jnp.arange(SHAPE[1]) < 1).astype(jnp.float32)[None, :, None, None]   # the first "frame"
+    seen = []
+    out = S.sample(lambda x, t, **c: jnp.full(x.shape, 5.0), SHAPE, schedule=cfg, sampler=sampler, steps=6,
+                   noise=noise, known=known, known_mask=mask, callback=seen.append)
+    np.testing.assert_allclose(out[:, :1], known[:, :1], atol=1e-4)
+    np.testing.assert_allclose(out[:, 1:], 5.0, atol=1e-4)
+    a0, s0 = D.alpha_sigma(cfg, seen[0]["t"])
+    eps = (noise - a0 * known) / s0
+    for st in seen:                                  # what the model is shown for the known frame
+        a, sig = D.alpha_sigma(cfg, st["t"])
+        np.testing.assert_allclose(st["x"][:, :1], (a * known + sig * eps)[:, :1], atol=2e-4, rtol=1e-4)
+
+
+def test_known_entries_survive_guidance_and_bad_masks_are_named():
+    cfg = CONFIGS[0]
+    known = randn(*SHAPE, seed=4)
+    mask = np.zeros((1, SHAPE[1], 1, 1), np.float32)
+    mask[:, :2] = 1
+    out = S.sample(cond_denoiser, SHAPE, schedule=cfg, key=jax.random.key(0), steps=4, guidance=3.0,
+                   cond={"label": jnp.ones((2,))}, uncond={"label": jnp.zeros((1,))}, known=known, known_mask=mask)
+    np.testing.assert_allclose(out[:, :2], known[:, :2], atol=1e-4)
+    with pytest.raises(ValueError, match="together"):
+        S.sample(cond_denoiser, SHAPE, schedule=cfg, key=jax.random.key(0), steps=2, cond={"label": jnp.ones((2,))},
+                 known=known)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        S.sample(cond_denoiser, SHAPE, schedule=cfg, key=jax.random.key(0), steps=2, cond={"label": jnp.ones((2,))},
+                 known=known, known_mask=np.ones((4,)))
+
+
 def gaussian_denoiser(cfg, mu, std):
     """The exact denoiser E[x0 | x_t] when x0 ~ N(mu, std^2) elementwise."""
     def den(x, t, **cond):
