@@ -1,7 +1,9 @@
 """Training curves of the demo model for its model card.
 
-    python scripts/plot_training.py --vae ~/sora_jax_runs/vae_demo [--decoder ~/sora_jax_runs/vae_decoder] \
-        --dit ~/sora_jax_runs/dit_demo -o data/demo/training_curves.png
+    python scripts/plot_training.py --dit ~/sora_jax_runs/dit_demo [--vae ~/sora_jax_runs/vae_demo] \
+        [--decoder ~/sora_jax_runs/vae_decoder] -o data/demo/training_curves.png
+
+Each run folder's ``log.jsonl`` is read; the VAE panel is drawn only when a VAE run is given.
 """
 
 import argparse
@@ -22,34 +24,51 @@ def smooth(y, k=8):
     return np.convolve(y, np.ones(k) / k, mode="valid")
 
 
+def _steps(rows, k=8):
+    s = [r["step"] for r in rows]
+    return s[k - 1:] if len(s) >= k else s
+
+
+def plot_vae(ax, vae_dir, decoder_dir):
+    vae = [r for r in read_log(vae_dir) if "psnr" in r]
+    ax.plot(_steps(vae), smooth([r["psnr"] for r in vae]), label="VAE, encoder+decoder")
+    if decoder_dir:
+        dec = [r for r in read_log(decoder_dir) if "psnr" in r]
+        if dec:
+            off = vae[-1]["step"]
+            ax.plot([off + s for s in _steps(dec)], smooth([r["psnr"] for r in dec]), label="decoder only (encoder frozen)")
+    ax.set_xlabel("step (batch 8)")
+    ax.set_ylabel("train PSNR (dB)")
+    ax.set_title("video VAE")
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+
+def plot_dit(ax, dit_dir):
+    dit = [r for r in read_log(dit_dir) if "loss" in r]
+    ax.plot([r["step"] for r in dit], [r["loss"] for r in dit], alpha=0.25, color="C0", label="logged (25 steps)")
+    ax.plot(_steps(dit), smooth([r["loss"] for r in dit]), color="C0", label="moving average (200 steps)")
+    ax.set_yscale("log")
+    ax.set_xlabel("step (batch 32)")
+    ax.set_ylabel("flow-matching loss")
+    ax.set_title("DiT + text encoder (on frozen VAE latents)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--vae", required=True)
-    ap.add_argument("--decoder")
-    ap.add_argument("--dit", required=True)
+    ap.add_argument("--dit", required=True, help="DiT run folder")
+    ap.add_argument("--vae", help="VAE run folder (optional)")
+    ap.add_argument("--decoder", help="decoder-finetune run folder (optional, needs --vae)")
     ap.add_argument("-o", "--out", required=True)
     a = ap.parse_args()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=80)
-    vae = read_log(a.vae)
-    s = [r["step"] for r in vae]
-    ax1.plot(s[7:] if len(s) > 8 else s, smooth([r["psnr"] for r in vae]), label="VAE, encoder+decoder")
-    if a.decoder:
-        dec = read_log(a.decoder)
-        if dec:
-            off = s[-1]
-            ds = [off + r["step"] for r in dec]
-            ax1.plot(ds[7:] if len(ds) > 8 else ds, smooth([r["psnr"] for r in dec]), label="decoder only (encoder frozen)")
-    ax1.set_xlabel("step (batch 8)")
-    ax1.set_ylabel("train PSNR (dB)")
-    ax1.set_title("video VAE")
-    ax1.grid(alpha=0.3)
-    ax1.legend()
-    dit = read_log(a.dit)
-    ax2.plot([r["step"] for r in dit][7:], smooth([r["loss"] for r in dit]))
-    ax2.set_xlabel("step (batch 32)")
-    ax2.set_ylabel("flow-matching loss")
-    ax2.set_title("DiT + text encoder")
-    ax2.grid(alpha=0.3)
+    if a.vae:
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=80)
+        plot_vae(ax1, a.vae, a.decoder)
+    else:
+        fig, ax2 = plt.subplots(figsize=(6, 3.6), dpi=80)
+    plot_dit(ax2, a.dit)
     fig.tight_layout()
     fig.savefig(a.out)
     print("wrote", a.out)

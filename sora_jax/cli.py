@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
             e.add_argument("--seed", type=int, default=0, help="generation seed of the first clip (default: %(default)s)")
             e.add_argument("--batch-size", type=int, default=8, help="clips per generate call (default: %(default)s)")
             e.add_argument("--condition-frames", type=int, default=0,
-                           help="> 0: continue the first frames of each scene (PhyWorld's protocol; needs image prompting)")
+                           help="> 0: continue the first frames of each scene (PhyWorld's protocol; 1 + 4k frames)")
         e.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="measure speed and memory")
