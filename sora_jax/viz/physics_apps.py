@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import collections
 import html
-import io
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from jaxtyping import Float, UInt8
+
+from sora_jax.viz.model_apps import _png
 
 # Status of a metric at a frame (see fired_frames).
 NOT_MEASURABLE, PASSED, FIRED_HERE, FIRED_IN_CLIP = -1, 0, 1, 2
@@ -52,21 +53,6 @@ MARK: tuple[int, int, int] = (215, 40, 40)     # border of frames where a metric
 # --------------------------------------------------------------------------- #
 # small helpers
 # --------------------------------------------------------------------------- #
-
-
-def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _image_png(image: np.ndarray) -> bytes:
-    import mediapy
-
-    return mediapy.compress_image(image, fmt="png")
 
 
 def _video(x: Any, name: str = "video") -> UInt8[np.ndarray, "t h w 3"]:
