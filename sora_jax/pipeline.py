@@ -155,7 +155,7 @@ def _restore_params(path: Path) -> Any:
     import orbax.checkpoint as ocp
 
     with ocp.StandardCheckpointer() as ckptr:
-        tree = ckptr.restore(path)
+        tree = ckptr.restore(Path(path).absolute())      # orbax wants absolute paths
     return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32) if jnp.issubdtype(a.dtype, jnp.floating) else jnp.asarray(a),
                         tree)
 

@@ -91,6 +91,12 @@ def test_other_sizes_warn_and_work(pipe):
     assert out.shape == (T + 4, H, W, 3)
 
 
+def test_a_relative_checkpoint_path_loads(tiny_runs, monkeypatch):
+    monkeypatch.chdir(tiny_runs["pipeline"].parent)
+    pipe = load_pipeline(tiny_runs["pipeline"].name)
+    assert pipe.generate("a ball", steps=1).dtype == np.uint8
+
+
 def test_missing_partial_and_incompatible_checkpoints(tiny_runs, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_pipeline(tmp_path / "nowhere")
