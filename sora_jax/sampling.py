@@ -291,7 +291,9 @@ def sample(
         is fed the *exact* denoiser of ``known`` -- so those entries follow the noising
         path of ``known`` from the start noise to ``known`` itself, and the model, which
         attends to them at every step, sees them at the noise level it was trained for
-        (the "replacement" method; no retraining needed).
+        (the "replacement" method). It needs no retraining, but a model never trained
+        with such a mask follows the known part only loosely: it sees it through the
+        current step's noise and may commit to a layout that does not continue it.
       callback: called after each step with ``dict(x, i, t, denoised)``.
 
     Returns the final sample, float32. The start is the noise itself (exact for flow and
