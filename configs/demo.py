@@ -6,6 +6,8 @@ Variants:
           latent channels (17x64x64x3 -> 5x8x8x16, 40.8x compression)
   "dit"   the shipped demo's DiT run: same world/VAE/text/dit sections, the DiT's
           optimisation settings in ``train`` (one ``train`` section per run)
+  "dit,longer"  continues the shipped DiT (init_from=data/demo) for 5,000 more steps with a
+          fresh optimiser and cosine, on a latent cache of 32,768 clips
   "decoder"  fine-tunes only the VAE decoder from the exported VAE (data/demo/vae):
           the encoder, hence the latents a DiT was trained on, stays exactly the same
   "tiny"  16x16 pixels, 5 frames, a few channels: for tests, runs in seconds
@@ -36,7 +38,7 @@ import dataclasses
 
 from sora_jax.config import Config, DiffusionConfig, DiTConfig, TextConfig, TrainConfig, VAEConfig, WorldConfig
 
-VARIANTS = ("", "dit", "decoder", "tiny")
+VARIANTS = ("", "dit", "longer", "decoder", "tiny")
 
 
 def get_config(variant: str = "") -> Config:
@@ -85,11 +87,16 @@ def get_config(variant: str = "") -> Config:
             vae_checkpoint="data/demo/vae", latent_cache=16384,
             checkpoint_every=250, keep_checkpoints=3, log_every=25, eval_every=1000, seed=0, data="world",
         )
+    if "longer" in variants:    # continue the shipped DiT: fresh optimiser, new cosine, twice the cached clips
+        if "dit" not in variants:
+            raise ValueError("configs/demo.py: variant 'longer' continues the DiT; use 'dit,longer'")
+        train = dataclasses.replace(train, steps=5000, lr=3e-4, warmup_steps=100, init_from="data/demo",
+                                    latent_cache=32768)
     if "decoder" in variants:
         train = dataclasses.replace(train, steps=2500, lr=3e-4, warmup_steps=100, init_from="data/demo/vae",
                                     trainable="decoder")
     for v in variants:
-        if v in ("dit", "decoder"):
+        if v in ("dit", "longer", "decoder"):
             continue
         if v == "tiny":
             world = dataclasses.replace(world, height=16, width=16, num_frames=5, substeps=4, antialias=2)

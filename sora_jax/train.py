@@ -822,11 +822,13 @@ def train_dit(
             batches = lambda s: _default_batches(cfg, tcfg.batch_size, "train", tcfg.seed, s)
 
     model = TextToVideo(cfg, rngs=nnx.Rngs(tcfg.seed))
+    ckpt = Checkpoints(workdir, keep=tcfg.keep_checkpoints)
+    if tcfg.init_from and ckpt.latest_step() is None:
+        set_params(model, load_dit_weights(tcfg.init_from, cfg))   # fine-tune: new optimizer and LR schedule
     optimizer = nnx.Optimizer(model, make_optimizer(tcfg), wrt=nnx.Param)
     graphdef, state = nnx.split((model, optimizer))
     ema = ema_init(model)
     n_params = sum(a.size for a in jax.tree.leaves(ema))
-    ckpt = Checkpoints(workdir, keep=tcfg.keep_checkpoints)
     start = 0
     restored = ckpt.restore({"train": nnx.to_pure_dict(state)}, ema)
     if restored is not None:
@@ -916,6 +918,34 @@ def load_dit_checkpoint(workdir: str | os.PathLike, *, step: int | None = None) 
     ckpt.close()
     set_params(model, ema)
     return model, cfg, meta
+
+
+def load_dit_weights(source: str | os.PathLike, cfg: Config) -> dict:
+    """Text-encoder + DiT params (float32) to start a run from, checked against ``cfg``.
+
+    ``source`` is a pipeline folder (what :func:`export_pipeline` writes, e.g. ``data/demo``)
+    or a ``train_dit`` workdir (its newest EMA weights). The DiT, text encoder, diffusion
+    objective and VAE must match ``cfg``; the optimiser, LR schedule, noise-level sampling
+    and data settings may differ (that is what fine-tuning changes).
+    """
+    p = Path(source)
+    if (p / "dit").is_dir() and (p / "config.json").is_file():
+        from sora_jax.pipeline import load_pipeline
+
+        pipe = load_pipeline(p, cache=False)
+        model, saved = pipe.model, pipe.config
+    elif (p / "checkpoints").is_dir():
+        model, saved, _ = load_dit_checkpoint(p)
+    else:
+        raise FileNotFoundError(f"train.init_from={str(source)!r}: neither a pipeline folder (dit/ + config.json) "
+                                "nor a train-dit workdir (checkpoints/)")
+    for name, have, want in (("dit", saved.dit, cfg.dit), ("text", saved.text, cfg.text),
+                             ("diffusion.objective", saved.diffusion.objective, cfg.diffusion.objective)):
+        if have != want:
+            raise ValueError(f"train.init_from={str(source)!r} was trained with {name}={have}, "
+                             f"but this config has {name}={want}; they must match to continue from it")
+    vae_lib.check_compatible(cfg.vae, saved.vae, where=f"train.init_from={source}")
+    return params_dict(model)
 
 
 def export_pipeline(workdir: str | os.PathLike, out_dir: str | os.PathLike, *, dtype: str = "bfloat16",

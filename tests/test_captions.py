@@ -231,6 +231,10 @@ def test_parabola_and_fall_under_gravity():
     y = obj(d, "yellow", "circle")
     assert y.falls and y.bounces and y.direction == DOWN and d.bounces
     assert EventIntent("bounce", 0, None, 8, "floor") in d.events
+    for text in ("a red ball is thrown rightward and bounces", "two red balls are tossed to the left"):
+        t = parse_prompt(text)          # the short-prompt generator writes "is thrown <dir>" for projectiles
+        assert t.gravity and t.falls and t.objects[0].falls and t.objects[0].direction[1] == 0.0, text
+    assert not parse_prompt("a red ball is pushed rightward").gravity
 
 
 def test_collision_event_and_after_motion():
@@ -305,6 +309,7 @@ def test_short_prompt_agrees_with_dense_caption(name):
         for o in short.objects:
             if o.direction is not None:
                 assert o.direction == obj(dense, o.colour, o.shape).direction, text
+                assert o.falls == obj(dense, o.colour, o.shape).falls, text   # "is thrown right" arcs too
         assert short.canonical_relations() <= {(a.split(" ", 1)[1], r, b.split(" ", 1)[1])
                                                for a, r, b in dense.canonical_relations()} | dense.canonical_relations()
         assert short.camera in (None, dense.camera)

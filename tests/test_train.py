@@ -163,3 +163,25 @@ def test_decoder_only_finetune_keeps_the_encoder(tiny_runs, tmp_path):
     assert max(enc) == 0.0 and max(dec) > 1e-3
     with pytest.raises(ValueError, match="trainable"):
         load_config("configs/demo.py", "tiny", ["train.trainable=encoder"])
+
+
+def test_dit_init_from_continues_the_given_weights(tiny_runs, tmp_path):
+    """train.init_from on the DiT trainer starts from a pipeline folder's (or workdir's) weights,
+    with a fresh optimiser; a DiT of another shape is refused by name."""
+    from sora_jax.config import load_config
+
+    src = T.load_dit_weights(tiny_runs["pipeline"], tiny_runs["cfg"])
+    cfg = load_config("configs/demo.py", "dit,tiny", [f"train.vae_checkpoint={tiny_runs['vae']}",
+                                                      f"train.init_from={tiny_runs['pipeline']}", "train.lr=0"])
+    T.train_dit(cfg, tmp_path / "cont", max_steps=2, progress=False)
+    model, _, meta = T.load_dit_checkpoint(tmp_path / "cont")
+    got = T.params_dict(model)
+    diff = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a) - np.asarray(b)))), src, got))
+    assert meta["step"] == 2 and max(diff) < 1e-6     # lr=0: the run kept the weights it started from (EMA rounding)
+    fresh = T.load_dit_weights(tiny_runs["dit"], tiny_runs["cfg"])   # a workdir works too
+    assert jax.tree.structure(fresh) == jax.tree.structure(src)
+    wider = load_config("configs/demo.py", "dit,tiny", ["dit.hidden=48"])
+    with pytest.raises(ValueError, match="dit="):
+        T.load_dit_weights(tiny_runs["pipeline"], wider)
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        T.load_dit_weights(tmp_path, tiny_runs["cfg"])

@@ -608,7 +608,8 @@ _VERTICAL_VERBS = {"falls": -1, "fall": -1, "falling": -1, "fell": -1, "drops": 
                    "dropped": -1, "sinks": -1, "sink": -1, "sinking": -1, "descends": -1, "descend": -1,
                    "rises": 1, "rise": 1, "rising": 1, "rose": 1, "ascends": 1, "ascend": 1, "climbs": 1, "climb": 1}
 _GRAVITY_WORDS = {"falls", "fall", "falling", "fell", "drops", "drop", "dropping", "dropped", "arc", "arcs",
-                  "arcing", "arced", "gravity", "parabola", "parabolic", "projectile"}
+                  "arcing", "arced", "gravity", "parabola", "parabolic", "projectile",
+                  "thrown", "throw", "throws", "tossed", "toss", "tosses", "lobbed", "lobs", "lob"}   # a throw arcs
 _MOTION_VERBS = set(_VERTICAL_VERBS) | {
     "move", "moves", "moved", "moving", "go", "goes", "going", "went", "roll", "rolls", "rolling", "rolled",
     "slide", "slides", "sliding", "slid", "travel", "travels", "travelling", "traveling", "fly", "flies", "flying",
