@@ -6,7 +6,7 @@ Variants:
           latent channels (17x64x64x3 -> 5x8x8x16, 40.8x compression)
   "dit"   the shipped demo's DiT run: same world/VAE/text/dit sections, the DiT's
           optimisation settings in ``train`` (one ``train`` section per run)
-  "dit,longer"  continues the shipped DiT (init_from=data/demo) for 5,000 more steps with a
+  "dit,longer"  continues the shipped DiT (init_from=data/demo) for 3,250 more steps with a
           fresh optimiser and cosine, on a latent cache of 32,768 clips
   "decoder"  fine-tunes only the VAE decoder from the exported VAE (data/demo/vae):
           the encoder, hence the latents a DiT was trained on, stays exactly the same
@@ -90,10 +90,10 @@ def get_config(variant: str = "") -> Config:
     if "longer" in variants:    # continue the shipped DiT: fresh optimiser, new cosine, twice the cached clips
         if "dit" not in variants:
             raise ValueError("configs/demo.py: variant 'longer' continues the DiT; use 'dit,longer'")
-        train = dataclasses.replace(train, steps=5000, lr=3e-4, warmup_steps=100, init_from="data/demo",
+        train = dataclasses.replace(train, steps=3250, lr=3e-4, warmup_steps=100, init_from="data/demo",
                                     latent_cache=32768)
     if "decoder" in variants:
-        train = dataclasses.replace(train, steps=2500, lr=3e-4, warmup_steps=100, init_from="data/demo/vae",
+        train = dataclasses.replace(train, steps=3700, lr=3e-4, warmup_steps=100, init_from="data/demo/vae",
                                     trainable="decoder")
     for v in variants:
         if v in ("dit", "longer", "decoder"):

@@ -8,10 +8,11 @@
 #   1. the causal video VAE, joint encoder+decoder           (configs/demo.py)
 #   2. export it to data/demo/vae with its latent shift/scale
 #   3. the DiT + text encoder on that VAE's latents            (configs/demo.py:dit)
-#   4. optional (SHARPEN_DECODER=1; the shipped model skipped it for lack of CPU time):
-#      sharpen the VAE decoder with the encoder frozen           (configs/demo.py:decoder)
-#      -- the latents do not change, so the DiT from stage 3 stays valid
+#   4. sharpen the VAE decoder with the encoder frozen           (configs/demo.py:decoder)
+#      -- the latents do not change, so the DiT from stage 3 stays valid (SHARPEN_DECODER=0 skips it)
 #   5. export the pipeline folder data/demo (VAE + DiT + text encoder + configs)
+#   6. continue the DiT from data/demo with a fresh cosine on twice the cached clips
+#      (configs/demo.py:dit,longer; LONGER=0 skips it) and export data/demo again
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 RUNS=${RUNS:-$HOME/sora_jax_runs}
@@ -22,7 +23,7 @@ mkdir -p "$RUNS" data/demo
 "$BIN/sora-jax" train-vae --config configs/demo.py --workdir "$RUNS/vae_demo" --set train.steps="$VAE_STEPS"
 [ -f data/demo/vae/meta.json ] || "$BIN/python" -c "from sora_jax.train import export_checkpoint as e; e('$RUNS/vae_demo', 'data/demo/vae')"
 "$BIN/sora-jax" train-dit --config configs/demo.py:dit --workdir "$RUNS/dit_demo"
-if [ "${SHARPEN_DECODER:-0}" = 1 ]; then
+if [ "${SHARPEN_DECODER:-1}" = 1 ]; then
 "$BIN/sora-jax" train-vae --config configs/demo.py:decoder --workdir "$RUNS/vae_decoder"
 "$BIN/python" - "$RUNS" <<'PY'
 import shutil, sys
@@ -39,5 +40,9 @@ shutil.rmtree("data/demo/vae")
 shutil.copytree(tmp, "data/demo/vae")
 PY
 fi
-"$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_demo', 'data/demo'))"
+[ -d "$RUNS/dit_longer/checkpoints" ] || "$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_demo', 'data/demo'))"
+if [ "${LONGER:-1}" = 1 ]; then
+"$BIN/sora-jax" train-dit --config configs/demo.py:dit,longer --workdir "$RUNS/dit_longer"
+"$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_longer', 'data/demo'))"
+fi
 echo "demo model written to data/demo; try: make demo"
