@@ -6,7 +6,7 @@ Variants:
           latent channels (17x64x64x3 -> 5x8x8x16, 40.8x compression)
   "dit"   the shipped demo's DiT run: same world/VAE/text/dit sections, the DiT's
           optimisation settings in ``train`` (one ``train`` section per run)
-  "dit,longer"  continues the shipped DiT (init_from=data/demo) for 3,250 more steps with a
+  "dit,longer"  continues the shipped DiT (init_from=data/demo) for 5,000 more steps with a
           fresh optimiser and cosine, on a latent cache of 32,768 clips
   "decoder"  fine-tunes only the VAE decoder from the exported VAE (data/demo/vae):
           the encoder, hence the latents a DiT was trained on, stays exactly the same
@@ -18,10 +18,13 @@ Rerun the demo model (``make demo-model``)::
     sora-jax train-vae --config configs/demo.py --workdir ~/sora_jax_runs/vae_demo
     python -c "from sora_jax.train import export_checkpoint; export_checkpoint('$HOME/sora_jax_runs/vae_demo', 'data/demo/vae')"
     sora-jax train-dit --config configs/demo.py:dit --workdir ~/sora_jax_runs/dit_demo
-    # optional, in parallel with the DiT: sharpen the decoder (encoder frozen)
+    # sharpen the decoder (encoder frozen, so the latents and the DiT stay valid; can run beside the DiT)
     sora-jax train-vae --config configs/demo.py:decoder --workdir ~/sora_jax_runs/vae_decoder
-    python -c "from sora_jax.train import export_checkpoint; export_checkpoint('$HOME/sora_jax_runs/vae_decoder', 'data/demo/vae')"
+    # export it, keeping data/demo/vae/latent_stats.json (scripts/train_demo_model.sh does this)
     python -c "from sora_jax.train import export_pipeline; export_pipeline('$HOME/sora_jax_runs/dit_demo', 'data/demo')"
+    # leg 2: continue the DiT from data/demo with a fresh optimiser, then export again
+    sora-jax train-dit --config configs/demo.py:dit,longer --workdir ~/sora_jax_runs/dit_longer
+    python -c "from sora_jax.train import export_pipeline; export_pipeline('$HOME/sora_jax_runs/dit_longer', 'data/demo')"
 
 The VAE is shaped for a 2-core CPU (see sora_jax/vae.py): a 4x4 pixel-unshuffle
 stem plus a frame-pair stem (17 frames -> 9) so no layer runs at full resolution,
@@ -90,7 +93,7 @@ def get_config(variant: str = "") -> Config:
     if "longer" in variants:    # continue the shipped DiT: fresh optimiser, new cosine, twice the cached clips
         if "dit" not in variants:
             raise ValueError("configs/demo.py: variant 'longer' continues the DiT; use 'dit,longer'")
-        train = dataclasses.replace(train, steps=3250, lr=3e-4, warmup_steps=100, init_from="data/demo",
+        train = dataclasses.replace(train, steps=5000, lr=3e-4, warmup_steps=100, init_from="data/demo",
                                     latent_cache=32768)
     if "decoder" in variants:
         train = dataclasses.replace(train, steps=3700, lr=3e-4, warmup_steps=100, init_from="data/demo/vae",

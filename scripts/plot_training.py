@@ -1,7 +1,7 @@
 """Training curves of the demo model for its model card.
 
-    python scripts/plot_training.py --dit ~/sora_jax_runs/dit_demo [--vae ~/sora_jax_runs/vae_demo] \
-        [--decoder ~/sora_jax_runs/vae_decoder] -o data/demo/training_curves.png
+    python scripts/plot_training.py --dit ~/sora_jax_runs/dit_demo [--continued ~/sora_jax_runs/dit_longer] \
+        [--vae ~/sora_jax_runs/vae_demo] [--decoder ~/sora_jax_runs/vae_decoder] -o data/demo/training_curves.png
 
 Each run folder's ``log.jsonl`` is read; the VAE panel is drawn only when a VAE run is given.
 """
@@ -44,10 +44,17 @@ def plot_vae(ax, vae_dir, decoder_dir):
     ax.legend()
 
 
-def plot_dit(ax, dit_dir):
+def plot_dit(ax, dit_dir, continued_dir=None):
     dit = [r for r in read_log(dit_dir) if "loss" in r]
     ax.plot([r["step"] for r in dit], [r["loss"] for r in dit], alpha=0.25, color="C0", label="logged (25 steps)")
     ax.plot(_steps(dit), smooth([r["loss"] for r in dit]), color="C0", label="moving average (200 steps)")
+    if continued_dir:   # a run started from the first one's weights (train.init_from): its steps count from 0
+        more = [r for r in read_log(continued_dir) if "loss" in r]
+        off = dit[-1]["step"]
+        ax.plot([off + r["step"] for r in more], [r["loss"] for r in more], alpha=0.25, color="C1")
+        ax.plot([off + s for s in _steps(more)], smooth([r["loss"] for r in more]), color="C1",
+                label="continued: fresh optimiser and cosine")
+        ax.axvline(off, color="0.6", lw=0.8, ls="--")
     ax.set_yscale("log")
     ax.set_xlabel("step (batch 32)")
     ax.set_ylabel("flow-matching loss")
@@ -59,6 +66,7 @@ def plot_dit(ax, dit_dir):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dit", required=True, help="DiT run folder")
+    ap.add_argument("--continued", help="a DiT run that continued from --dit's weights (optional)")
     ap.add_argument("--vae", help="VAE run folder (optional)")
     ap.add_argument("--decoder", help="decoder-finetune run folder (optional, needs --vae)")
     ap.add_argument("-o", "--out", required=True)
@@ -68,7 +76,7 @@ def main():
         plot_vae(ax1, a.vae, a.decoder)
     else:
         fig, ax2 = plt.subplots(figsize=(6, 3.6), dpi=80)
-    plot_dit(ax2, a.dit)
+    plot_dit(ax2, a.dit, a.continued)
     fig.tight_layout()
     fig.savefig(a.out)
     print("wrote", a.out)
