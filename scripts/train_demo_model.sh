@@ -6,7 +6,8 @@
 #
 # Stages (see data/demo/MODEL_CARD.md for what the shipped run actually took):
 #   1. the causal video VAE, joint encoder+decoder           (configs/demo.py)
-#   2. export it to data/demo/vae with its latent shift/scale
+#   2. export it to data/demo/vae with its latent shift/scale -- only when data/demo/vae is absent:
+#      on a clone the shipped VAE is there, so remove data/demo/vae first to put the DiT on your own
 #   3. the DiT + text encoder on that VAE's latents            (configs/demo.py:dit)
 #   4. sharpen the VAE decoder with the encoder frozen           (configs/demo.py:decoder)
 #      -- the latents do not change, so the DiT from stage 3 stays valid (SHARPEN_DECODER=0 skips it)
