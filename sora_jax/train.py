@@ -814,6 +814,11 @@ def train_dit(
     if tcfg.batch_size % shards:
         raise ValueError(f"train.batch_size={tcfg.batch_size} does not divide over {shards} devices of the mesh")
 
+    ckpt = Checkpoints(workdir, keep=tcfg.keep_checkpoints)
+    # fine-tune start (new optimiser and LR schedule); loaded before the latent cache so a bad
+    # train.init_from fails in seconds, not after minutes of encoding
+    init = load_dit_weights(tcfg.init_from, cfg) if tcfg.init_from and ckpt.latest_step() is None else None
+
     if batches is None:
         if tcfg.latent_cache > 0:
             cache = build_latent_cache(cfg, codec, workdir / "latents", tcfg.latent_cache, progress=progress)
@@ -822,9 +827,8 @@ def train_dit(
             batches = lambda s: _default_batches(cfg, tcfg.batch_size, "train", tcfg.seed, s)
 
     model = TextToVideo(cfg, rngs=nnx.Rngs(tcfg.seed))
-    ckpt = Checkpoints(workdir, keep=tcfg.keep_checkpoints)
-    if tcfg.init_from and ckpt.latest_step() is None:
-        set_params(model, load_dit_weights(tcfg.init_from, cfg))   # fine-tune: new optimizer and LR schedule
+    if init is not None:
+        set_params(model, init)
     optimizer = nnx.Optimizer(model, make_optimizer(tcfg), wrt=nnx.Param)
     graphdef, state = nnx.split((model, optimizer))
     ema = ema_init(model)
@@ -925,7 +929,8 @@ def load_dit_weights(source: str | os.PathLike, cfg: Config) -> dict:
 
     ``source`` is a pipeline folder (what :func:`export_pipeline` writes, e.g. ``data/demo``)
     or a ``train_dit`` workdir (its newest EMA weights). The DiT, text encoder, diffusion
-    objective and VAE must match ``cfg``; the optimiser, LR schedule, noise-level sampling
+    objective and VAE configs must match ``cfg`` (the VAE's weights are not compared: continue
+    only from a run on the same frozen VAE); the optimiser, LR schedule, noise-level sampling
     and data settings may differ (that is what fine-tuning changes).
     """
     p = Path(source)

@@ -185,3 +185,9 @@ def test_dit_init_from_continues_the_given_weights(tiny_runs, tmp_path):
         T.load_dit_weights(tiny_runs["pipeline"], wider)
     with pytest.raises(FileNotFoundError, match="init_from"):
         T.load_dit_weights(tmp_path, tiny_runs["cfg"])
+    bad = load_config("configs/demo.py", "dit,tiny", [f"train.vae_checkpoint={tiny_runs['vae']}",
+                                                      f"train.init_from={tmp_path / 'nowhere'}"])
+    assert bad.train.latent_cache > 0
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        T.train_dit(bad, tmp_path / "bad", max_steps=1, progress=False)
+    assert not (tmp_path / "bad" / "latents").exists()     # refused before any clip was encoded
