@@ -7,7 +7,8 @@ Variants:
   "dit"   the shipped demo's DiT run: same world/VAE/text/dit sections, the DiT's
           optimisation settings in ``train`` (one ``train`` section per run)
   "dit,longer"  continues the shipped DiT (init_from=data/demo) for 5,000 more steps with a
-          fresh optimiser and cosine, on a latent cache of 32,768 clips
+          fresh optimiser and cosine, on a latent cache of 32,768 clips (the shipped model ran it
+          twice: leg 2 as is, leg 3 from leg 2's export with train.steps=6500)
   "decoder"  fine-tunes only the VAE decoder from the exported VAE (data/demo/vae):
           the encoder, hence the latents a DiT was trained on, stays exactly the same
   "tiny"  16x16 pixels, 5 frames, a few channels: for tests, runs in seconds
@@ -25,6 +26,9 @@ Rerun the demo model (``make demo-model``)::
     # leg 2: continue the DiT from data/demo with a fresh optimiser, then export again
     sora-jax train-dit --config configs/demo.py:dit,longer --workdir ~/sora_jax_runs/dit_longer
     python -c "from sora_jax.train import export_pipeline; export_pipeline('$HOME/sora_jax_runs/dit_longer', 'data/demo')"
+    # leg 3: the same from leg 2's export, 6,500 steps
+    sora-jax train-dit --config configs/demo.py:dit,longer --set train.steps=6500 --workdir ~/sora_jax_runs/dit_leg3
+    python -c "from sora_jax.train import export_pipeline; export_pipeline('$HOME/sora_jax_runs/dit_leg3', 'data/demo')"
 
 The VAE is shaped for a 2-core CPU (see sora_jax/vae.py): a 4x4 pixel-unshuffle
 stem plus a frame-pair stem (17 frames -> 9) so no layer runs at full resolution,

@@ -1,6 +1,7 @@
 """Training curves of the demo model for its model card.
 
-    python scripts/plot_training.py --dit ~/sora_jax_runs/dit_demo [--continued ~/sora_jax_runs/dit_longer] \
+    python scripts/plot_training.py --dit ~/sora_jax_runs/dit_demo \
+        [--continued ~/sora_jax_runs/dit_longer ~/sora_jax_runs/dit_leg3] \
         [--vae ~/sora_jax_runs/vae_demo] [--decoder ~/sora_jax_runs/vae_decoder] -o data/demo/training_curves.png
 
 Each run folder's ``log.jsonl`` is read; the VAE panel is drawn only when a VAE run is given.
@@ -44,17 +45,19 @@ def plot_vae(ax, vae_dir, decoder_dir):
     ax.legend()
 
 
-def plot_dit(ax, dit_dir, continued_dir=None):
+def plot_dit(ax, dit_dir, continued=()):
     dit = [r for r in read_log(dit_dir) if "loss" in r]
     ax.plot([r["step"] for r in dit], [r["loss"] for r in dit], alpha=0.25, color="C0", label="logged (25 steps)")
     ax.plot(_steps(dit), smooth([r["loss"] for r in dit]), color="C0", label="moving average (200 steps)")
-    if continued_dir:   # a run started from the first one's weights (train.init_from): its steps count from 0
-        more = [r for r in read_log(continued_dir) if "loss" in r]
-        off = dit[-1]["step"]
-        ax.plot([off + r["step"] for r in more], [r["loss"] for r in more], alpha=0.25, color="C1")
-        ax.plot([off + s for s in _steps(more)], smooth([r["loss"] for r in more]), color="C1",
-                label="continued: fresh optimiser and cosine")
+    off = dit[-1]["step"]
+    # each continued run started from the previous one's weights (train.init_from): its steps count from 0
+    for leg, run_dir in enumerate(continued, start=2):
+        more = [r for r in read_log(run_dir) if "loss" in r]
+        ax.plot([off + r["step"] for r in more], [r["loss"] for r in more], alpha=0.25, color=f"C{leg - 1}")
+        ax.plot([off + s for s in _steps(more)], smooth([r["loss"] for r in more]), color=f"C{leg - 1}",
+                label=f"leg {leg}: fresh optimiser and cosine")
         ax.axvline(off, color="0.6", lw=0.8, ls="--")
+        off += more[-1]["step"]
     ax.set_yscale("log")
     ax.set_xlabel("step (batch 32)")
     ax.set_ylabel("flow-matching loss")
@@ -66,7 +69,8 @@ def plot_dit(ax, dit_dir, continued_dir=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dit", required=True, help="DiT run folder")
-    ap.add_argument("--continued", help="a DiT run that continued from --dit's weights (optional)")
+    ap.add_argument("--continued", nargs="*", default=[],
+                    help="DiT runs that continued, in order, from the previous run's weights (optional)")
     ap.add_argument("--vae", help="VAE run folder (optional)")
     ap.add_argument("--decoder", help="decoder-finetune run folder (optional, needs --vae)")
     ap.add_argument("-o", "--out", required=True)

@@ -14,6 +14,7 @@
 #   5. export the pipeline folder data/demo (VAE + DiT + text encoder + configs)
 #   6. continue the DiT from data/demo with a fresh cosine on twice the cached clips
 #      (configs/demo.py:dit,longer; LONGER=0 skips it) and export data/demo again
+#   7. leg 3: the same once more from leg 2's export, 6,500 steps (LEG3=0 skips it), export again
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 RUNS=${RUNS:-$HOME/sora_jax_runs}
@@ -44,6 +45,15 @@ fi
 [ -d "$RUNS/dit_longer/checkpoints" ] || "$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_demo', 'data/demo'))"
 if [ "${LONGER:-1}" = 1 ]; then
 "$BIN/sora-jax" train-dit --config configs/demo.py:dit,longer --workdir "$RUNS/dit_longer"
-"$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_longer', 'data/demo'))"
+# once leg 3 has started it owns data/demo (it resumes from its own checkpoints, not from data/demo)
+[ -d "$RUNS/dit_leg3/checkpoints" ] || "$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_longer', 'data/demo'))"
+fi
+if [ "${LEG3:-1}" = 1 ]; then
+# same config and seed, hence the same 32,768 clips: reuse leg 2's encoded cache instead of ~20 min of encoding
+if [ ! -d "$RUNS/dit_leg3/latents" ] && [ -d "$RUNS/dit_longer/latents" ]; then
+  mkdir -p "$RUNS/dit_leg3/latents" && cp -l "$RUNS"/dit_longer/latents/chunk_*.npz "$RUNS/dit_leg3/latents/"
+fi
+"$BIN/sora-jax" train-dit --config configs/demo.py:dit,longer --set train.steps=6500 --workdir "$RUNS/dit_leg3"
+"$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_leg3', 'data/demo'))"
 fi
 echo "demo model written to data/demo; try: make demo"
