@@ -12,7 +12,7 @@ run() { local name=$1; shift; echo "== $name: sora-jax $*"; /usr/bin/time -f "$n
           | grep -v "it/s]\|s/it]" | tee "$OUT/$name.txt"; }
 
 run vae      eval vae --config configs/demo.py --checkpoint "$CKPT/vae" --n 256 --out "$OUT/vae.json"
-run prompts  eval prompts --checkpoint "$CKPT" --n 256 --out "$OUT/prompts.json"
+run prompts  eval prompts --checkpoint "$CKPT" --n 256 --vae-ceiling --out "$OUT/prompts.json"
 run physics_id  eval physics --checkpoint "$CKPT" --n 64 --out "$OUT/physics_id.json" --report "$OUT/physics_id.html"
 run physics_ood eval physics --checkpoint "$CKPT" --n 64 --ood --out "$OUT/physics_ood.json"
 # PhyWorld's uniform-motion protocol: continue the first 5 frames, track against the simulator

@@ -186,12 +186,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
     kwargs = {"n_clips": n, "split": args.split}
     if args.what == "prompts":
         kwargs.update(steps=args.steps, guidance=args.guidance, sampler=args.sampler, batch_size=args.batch_size,
-                      ceiling=not args.no_ceiling, expand=args.expand)
+                      ceiling=not args.no_ceiling, expand=args.expand, shift=args.shift, vae_ceiling=args.vae_ceiling)
     if args.what == "physics":
         fams = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
         kwargs.update(families=fams, ood=args.ood, report=args.report, steps=args.steps, guidance=args.guidance,
                       sampler=args.sampler, seed=args.seed, batch_size=args.batch_size,
-                      condition_frames=args.condition_frames, json_out=args.out)
+                      condition_frames=args.condition_frames, shift=args.shift, json_out=args.out)
     result = fn(args.checkpoint, **kwargs)
     if args.what == "physics":
         from sora_jax.analysis import format_table
@@ -341,7 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
             e.add_argument("--guidance", type=float, help="guidance scale (default: the pipeline's, 4)")
             e.add_argument("--sampler", help="euler | heun | ddim | dpmpp_2m")
             e.add_argument("--batch-size", type=int, default=8, help="prompts per generate call (default: %(default)s)")
+            e.add_argument("--shift", type=float, help="sampling timestep shift (default: the checkpoint's)")
             e.add_argument("--no-ceiling", action="store_true", help="skip scoring the ground-truth clips")
+            e.add_argument("--vae-ceiling", action="store_true",
+                           help="also score the ground-truth clips after a VAE round trip (the model's real ceiling)")
             e.add_argument("--expand", action="store_true", help="expand each prompt (re-caption style) before generating")
         if what == "physics":
             e.add_argument("--families", help="comma-separated scene families (default: all the model was trained on)")
@@ -350,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
             e.add_argument("--steps", type=int, help="sampler steps (default: the pipeline's)")
             e.add_argument("--guidance", type=float, help="guidance scale (default: the pipeline's)")
             e.add_argument("--sampler", help="euler | heun | ddim | dpmpp_2m")
+            e.add_argument("--shift", type=float, help="sampling timestep shift (default: the checkpoint's)")
             e.add_argument("--seed", type=int, default=0, help="generation seed of the first clip (default: %(default)s)")
             e.add_argument("--batch-size", type=int, default=8, help="clips per generate call (default: %(default)s)")
             e.add_argument("--condition-frames", type=int, default=0,

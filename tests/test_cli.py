@@ -88,6 +88,19 @@ def test_train_command_calls_the_library_with_config_and_workdir(monkeypatch, ca
     assert cfg.train.steps == 3 and cfg.world.height == 32 and workdir == tmp_path / "run"
 
 
+def test_eval_prompts_passes_sampling_options_through(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(data, "fake_eval", lambda ckpt, **kw: calls.append((ckpt, kw)) or {"model": 1, "per_prompt": []},
+                        raising=False)
+    monkeypatch.setitem(cli.TARGETS, "eval prompts", "sora_jax.data:fake_eval")
+    code, out, _ = run(["eval", "prompts", "--checkpoint", "ck", "--n", "4", "--shift", "3", "--steps", "9",
+                        "--vae-ceiling", "--no-ceiling"], capsys)
+    assert code == 0 and json.loads(out) == {"model": 1}       # per-prompt detail only goes to --out
+    (ckpt, kw), = calls
+    assert ckpt == "ck" and kw["n_clips"] == 4 and kw["shift"] == 3.0 and kw["steps"] == 9
+    assert kw["vae_ceiling"] is True and kw["ceiling"] is False and kw["guidance"] is None
+
+
 def test_world_export_writes_a_small_split(tmp_path, capsys):
     out = tmp_path / "split"
     code, stdout, err = run(["world", "export", "--config", f"{WORLD}:tiny", "--set", CALM, "--split", "val", "--n", "3",

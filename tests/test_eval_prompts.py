@@ -112,11 +112,17 @@ def test_ceiling_on_ground_truth_is_near_perfect(capsys):
 class FakePipeline:
     """Duck-typed pipeline whose ``generate`` returns a fixed clip per prompt (ground truth, corrupted...)."""
 
-    def __init__(self, clips_by_prompt, corrupt=None):
+    def __init__(self, clips_by_prompt, corrupt=None, vae=None):
         self.config = Config()
         self.clips = clips_by_prompt
         self.corrupt = corrupt or (lambda v: v)
+        self.vae = vae or (lambda v: v)
         self.calls = []
+        self.reconstructed = 0
+
+    def reconstruct(self, videos):
+        self.reconstructed += len(videos)
+        return np.stack([self.vae(v) for v in videos])
 
     def generate(self, prompts, *, num_frames, height, width, seed, **kw):
         self.calls.append(dict(n=len(prompts), seed=list(seed), size=(num_frames, height, width), **kw))
@@ -128,7 +134,7 @@ def test_fake_pipeline_of_ground_truth_scores_the_ceiling(first, tmp_path):
     rows, clips = rows[:18], clips[:18]
     pipe = FakePipeline({r["prompt"]: c.video for r, c in zip(rows, clips)})
     out = tmp_path / "sub" / "prompts.json"
-    res = P.evaluate_prompts(pipe, n_clips=18, steps=3, guidance=2.0, sampler="heun", batch_size=5,
+    res = P.evaluate_prompts(pipe, n_clips=18, steps=3, guidance=2.0, sampler="heun", shift=3.0, batch_size=5,
                              json_out=out, progress=False)
     assert res["model"] == res["ceiling"]
     assert all(p["model"] == p["ceiling"] for p in res["per_prompt"])
@@ -136,6 +142,8 @@ def test_fake_pipeline_of_ground_truth_scores_the_ceiling(first, tmp_path):
     assert pipe.calls[0]["seed"] == [r["seed"] for r in rows[:5]]
     assert pipe.calls[0]["size"] == (17, 64, 64)
     assert pipe.calls[0]["steps"] == 3 and pipe.calls[0]["guidance"] == 2.0 and pipe.calls[0]["sampler"] == "heun"
+    assert pipe.calls[0]["shift"] == 3.0 and res["settings"]["shift"] == 3.0
+    assert "vae_ceiling" not in res and pipe.reconstructed == 0
     assert res["meets_targets"] is True
     saved = json.loads(out.read_text())
     assert saved["model"] == json.loads(json.dumps(res["model"]))
@@ -146,6 +154,29 @@ def test_fake_pipeline_of_ground_truth_scores_the_ceiling(first, tmp_path):
     assert set(pipe.calls[0]) == {"n", "seed", "size"}
 
 
+def test_vae_ceiling_scores_the_ground_truth_after_the_vae(first):
+    """A VAE that loses the last frames' objects caps permanence; the column shows it, the true ceiling does not."""
+    rows, clips = first
+    rows, clips = rows[:12], clips[:12]
+
+    def lossy(v):                          # the second half of the clip decodes to a blank background
+        v = v.copy()
+        v[len(v) // 2:] = v[0, :1, :1]     # the top-left pixel is background in every scene
+        return v
+
+    pipe = FakePipeline({r["prompt"]: c.video for r, c in zip(rows, clips)}, vae=lossy)
+    res = P.evaluate_prompts(pipe, n_clips=12, batch_size=5, vae_ceiling=True, progress=False)
+    assert pipe.reconstructed == 12
+    assert res["ceiling"]["overall"]["permanence"]["rate"] == 1.0
+    assert res["vae_ceiling"]["overall"]["permanence"]["rate"] < 0.5
+    assert res["model"] == res["ceiling"]
+    assert all("vae_ceiling" in p for p in res["per_prompt"])
+    table = P.format_prompt_table(res)
+    assert "through VAE" in table.splitlines()[1]
+    with pytest.raises(ValueError, match="vae_ceiling.*checkpoint"):
+        P.evaluate_prompts(None, n_clips=2, vae_ceiling=True, progress=False)
+
+
 def test_evaluate_prompts_rejects_bad_arguments(first):
     with pytest.raises(ValueError, match="n_clips"):
         P.evaluate_prompts(None, n_clips=0, progress=False)
@@ -153,6 +184,8 @@ def test_evaluate_prompts_rejects_bad_arguments(first):
         P.evaluate_prompts(None, n_clips=2, split="dev", progress=False)
     with pytest.raises(ValueError, match="batch_size"):
         P.evaluate_prompts(None, n_clips=2, batch_size=0, progress=False)
+    with pytest.raises(ValueError, match="shift=-1"):
+        P.evaluate_prompts(None, n_clips=2, shift=-1.0, progress=False)
     rows, clips = first
     bad = FakePipeline({r["prompt"]: c.video for r, c in zip(rows, clips)}, corrupt=lambda v: v.astype(np.float32))
     with pytest.raises(ValueError, match="uint8"):

@@ -240,7 +240,7 @@ def evaluate_physics(checkpoint: str | os.PathLike | None = None, *, n_clips: in
                      json_out: str | os.PathLike | None = None, report: str | os.PathLike | None = None,
                      progress: bool = True, steps: int | None = None, guidance: float | None = None,
                      sampler: str | None = None, seed: int = 0, batch_size: int = 8, condition_frames: int = 0,
-                     floors: Sequence[str] | None = None, metrics: Sequence[str] | None = None,
+                     shift: float | None = None, floors: Sequence[str] | None = None, metrics: Sequence[str] | None = None,
                      pipeline: Any = None) -> dict[str, Any]:
     """Generate clips for ``n_clips`` world scenes of ``split`` and measure their physics (see the module docstring).
 
@@ -249,7 +249,7 @@ def evaluate_physics(checkpoint: str | os.PathLike | None = None, *, n_clips: in
                       ``reconstruct(video_u8)``)
     split, ood        held-out scenes ("val" | "test"; "train" for a sanity check), ID or OOD ranges
     families          scene families (default: those the checkpoint was trained on)
-    steps, guidance, sampler   passed to ``generate`` when given
+    steps, guidance, sampler, shift   passed to ``generate`` when given (shift: the sampling timestep shift)
     condition_frames  > 0: PhyWorld's protocol (the model continues the first frames; truth mode)
     floors            default: ground_truth, vae (pipeline.reconstruct), resim
     json_out, report  write the result as JSON / a .png or .html report of the worst clips
@@ -263,6 +263,8 @@ def evaluate_physics(checkpoint: str | os.PathLike | None = None, *, n_clips: in
         raise ValueError(f"n_clips={n_clips!r}: must be an integer >= 1")
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: must be >= 1")
+    if shift is not None and (isinstance(shift, bool) or not isinstance(shift, (int, float)) or not shift > 0):
+        raise ValueError(f"shift={shift!r}: need a number > 0 (1 = no shift)")
     if pipeline is None:
         if checkpoint is None:
             raise ValueError("evaluate_physics: give a checkpoint folder (or pipeline=)")
@@ -289,7 +291,8 @@ def evaluate_physics(checkpoint: str | os.PathLike | None = None, *, n_clips: in
     fam_of = [fams[j % len(fams)] for j in idx]
     seeds = [scene_seed(split, j) for j in idx]
     clips = make_clips(world, fam_of, seeds)
-    opts = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("sampler", sampler)) if v is not None}
+    opts = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("sampler", sampler), ("shift", shift))
+            if v is not None}
     gen_start = time.perf_counter()
     bar = progress_bar(progress, n_clips, "generate")
     out: list[np.ndarray] = []
@@ -318,7 +321,7 @@ def evaluate_physics(checkpoint: str | os.PathLike | None = None, *, n_clips: in
     meta = {"title": f"physics: {checkpoint or type(pipeline).__name__} ({split}, {'OOD' if ood else 'ID'})",
             "checkpoint": str(checkpoint) if checkpoint is not None else None, "split": split, "ood": bool(ood),
             "families": list(fams), "condition_frames": condition_frames, "world": dataclasses.asdict(world),
-            "generate": {"steps": steps, "guidance": guidance, "sampler": sampler, "seed": seed},
+            "generate": {"steps": steps, "guidance": guidance, "sampler": sampler, "shift": shift, "seed": seed},
             "generate_seconds": gen_seconds}
     result = evaluate_physics_clips(
         videos, refs, truths=truths, gt_videos=gt_videos, families=fam_of, prompts=[c.prompt for c in clips],

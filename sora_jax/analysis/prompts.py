@@ -832,9 +832,9 @@ def _pct(r: Mapping[str, Any] | None) -> str:
 
 
 def format_prompt_table(result: Mapping[str, Any]) -> str:
-    """The compact text table :func:`evaluate_prompts` prints (model, ceiling, target; then per family)."""
+    """The compact text table :func:`evaluate_prompts` prints (model, [through VAE,] ceiling, target; then per family)."""
     model, ceil = result.get("model"), result.get("ceiling")
-    cols = [("model", model), ("ceiling", ceil)]
+    cols = [("model", model), ("through VAE", result.get("vae_ceiling")), ("ceiling", ceil)]
     cols = [(n, c) for n, c in cols if c is not None]
     lines = [f"prompt compliance: {result.get('n_clips')} held-out prompts ({result.get('suite', {}).get('split')})"]
     head = f"{'metric':<12}" + "".join(f"{n:>16}" for n, _ in cols) + f"{'target':>9}"
@@ -847,13 +847,15 @@ def format_prompt_table(result: Mapping[str, Any]) -> str:
         tgt = f"{100 * PROMPT_TARGETS[m]:.0f}%" if m in PROMPT_TARGETS else ""
         lines.append(f"{m:<12}{cells}{tgt:>9}")
     fams = (model or ceil or {}).get("per_family", {})
+    w = 9 * len(cols) - 2      # "100.0% / 100.0% / 100.0%" fits with a space to spare
+    w = max(w, 16)
     if fams:
         lines += ["", "per family (" + " / ".join(n for n, _ in cols) + ")",
-                  f"{'family':<13}" + "".join(f"{m:>16}" for m in PROMPT_METRICS)]
+                  f"{'family':<13}" + "".join(f"{m:>{w}}" for m in PROMPT_METRICS)]
         for f in fams:
             cells = ""
             for m in PROMPT_METRICS:
-                cells += f"{' / '.join(_pct(c['per_family'][f][m]) for _, c in cols):>16}"
+                cells += f"{' / '.join(_pct(c['per_family'][f][m]) for _, c in cols):>{w}}"
             lines.append(f"{f:<13}{cells}")
     if result.get("meets_targets") is not None:
         lines.append("")
@@ -903,7 +905,8 @@ def evaluate_prompts(checkpoint: Any, *, n_clips: int = SUITE_SIZE, split: str =
                      guidance: float | None = None, sampler: str | None = None, batch_size: int = 8,
                      json_out: str | os.PathLike | None = None, progress: bool = True, ceiling: bool = True,
                      suite: str | os.PathLike | Sequence[Mapping[str, Any]] | None = None, expand: bool = False,
-                     tol: float = DEFAULT_TOL) -> dict[str, Any]:
+                     tol: float = DEFAULT_TOL, shift: float | None = None,
+                     vae_ceiling: bool = False) -> dict[str, Any]:
     """Generate the held-out prompt suite with a model and score every clip; print and return the rates.
 
     ``checkpoint``: a checkpoint folder (loaded with
@@ -913,7 +916,10 @@ def evaluate_prompts(checkpoint: Any, *, n_clips: int = SUITE_SIZE, split: str =
     scores only the ground truth. ``n_clips``: the first ``n_clips`` suite
     prompts (the committed suite for ``split="test"`` and up to 256; else built
     with :func:`build_suite`). ``steps``/``guidance``/``sampler``: passed to
-    ``generate`` when given (else the pipeline's defaults). ``expand``: feed the
+    ``generate`` when given (else the pipeline's defaults), and so is ``shift``
+    (the sampling timestep shift). ``vae_ceiling``: also score each ground-truth
+    clip after a VAE encode + decode (``pipe.reconstruct``) -- the best this model
+    family could score, since the DiT only ever produces VAE latents. ``expand``: feed the
     model :func:`~sora_jax.world.expand_prompt` of each prompt (scoring still
     reads the short prompt). ``ceiling``: also score the ground-truth renders of
     the same scenes. ``json_out``: write the result (with per-prompt scores)
@@ -924,6 +930,10 @@ def evaluate_prompts(checkpoint: Any, *, n_clips: int = SUITE_SIZE, split: str =
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: must be >= 1")
+    if shift is not None and (isinstance(shift, bool) or not isinstance(shift, (int, float)) or not shift > 0):
+        raise ValueError(f"shift={shift!r}: need a number > 0 (1 = no shift)")
+    if vae_ceiling and checkpoint is None:
+        raise ValueError("vae_ceiling=True needs a checkpoint (its VAE reconstructs the ground truth)")
     rows = _suite_rows(split, n_clips, suite)
     intents = [parse_prompt(r["prompt"]) for r in rows]
     fams = [r["family"] for r in rows]
@@ -934,7 +944,7 @@ def evaluate_prompts(checkpoint: Any, *, n_clips: int = SUITE_SIZE, split: str =
                   "source": str(suite) if isinstance(suite, (str, os.PathLike)) else
                   ("rows" if suite is not None else ("committed" if split == "test" and len(rows) <= SUITE_SIZE
                                                      else "build_suite"))},
-        "settings": {"steps": steps, "guidance": guidance, "sampler": sampler, "expand": expand, "tol": tol,
+        "settings": {"steps": steps, "guidance": guidance, "sampler": sampler, "shift": shift, "expand": expand, "tol": tol,
                      "batch_size": batch_size},
         "targets": dict(PROMPT_TARGETS),
     }
@@ -950,7 +960,8 @@ def evaluate_prompts(checkpoint: Any, *, n_clips: int = SUITE_SIZE, split: str =
         w = getattr(cfg, "world", None) or suite_world(rows[0])
         size = {"num_frames": int(w.num_frames), "height": int(w.height), "width": int(w.width)}
         result.update(checkpoint=name, clip_size=size)
-        kw = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("sampler", sampler)) if v is not None}
+        kw = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("sampler", sampler), ("shift", shift))
+              if v is not None}
         if expand:
             from sora_jax.world import expand_prompt
         model_scores = []
@@ -976,10 +987,23 @@ def evaluate_prompts(checkpoint: Any, *, n_clips: int = SUITE_SIZE, split: str =
             ceil_scores += [score_clip(v, it, tol=tol) for v, it in zip(videos, intents[s:s + 32])]
         result["ceiling_wall_s"] = round(time.perf_counter() - t1, 2)
         result["ceiling"] = summarize_prompt_scores(ceil_scores, fams)
+    vae_scores: list[PromptScore] | None = None
+    if vae_ceiling:
+        if not hasattr(pipe, "reconstruct"):
+            raise ValueError(f"vae_ceiling=True: {name} has no reconstruct(video) method")
+        t1 = time.perf_counter()
+        vae_scores = []
+        batches = range(0, len(rows), batch_size)
+        for s in _progress(batches, len(batches), "ground truth through the VAE", progress):
+            videos = np.asarray(pipe.reconstruct(ground_truth_clips(rows[s:s + batch_size])))
+            vae_scores += [score_clip(v, it, tol=tol) for v, it in zip(videos, intents[s:s + batch_size])]
+        result["vae_ceiling_wall_s"] = round(time.perf_counter() - t1, 2)
+        result["vae_ceiling"] = summarize_prompt_scores(vae_scores, fams)
     result["per_prompt"] = [
         {"id": r["id"], "family": r["family"], "prompt": r["prompt"], "seed": r["seed"],
          **({"model": model_scores[i].as_dict()} if model_scores is not None else {}),
-         **({"ceiling": ceil_scores[i].as_dict()} if ceil_scores is not None else {})}
+         **({"ceiling": ceil_scores[i].as_dict()} if ceil_scores is not None else {}),
+         **({"vae_ceiling": vae_scores[i].as_dict()} if vae_scores is not None else {})}
         for i, r in enumerate(rows)]
     if model_scores is not None:
         missed = [m for m, tgt in PROMPT_TARGETS.items()
