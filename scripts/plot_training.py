@@ -1,13 +1,15 @@
 """Training curves of the demo model for its model card.
 
     python scripts/plot_training.py --dit ~/sora_jax_runs/dit_demo \
-        [--continued ~/sora_jax_runs/dit_longer ~/sora_jax_runs/dit_leg3] \
+        [--continued ~/sora_jax_runs/dit_longer ~/sora_jax_runs/dit_leg3 ~/sora_jax_runs/dit_leg4] \
         [--vae ~/sora_jax_runs/vae_demo] [--decoder ~/sora_jax_runs/vae_decoder] -o data/demo/training_curves.png
 
 Each run folder's ``log.jsonl`` is read; the VAE panel is drawn only when a VAE run is given.
 """
 
 import argparse
+import json
+from pathlib import Path
 
 import matplotlib
 
@@ -53,9 +55,13 @@ def plot_dit(ax, dit_dir, continued=()):
     # each continued run started from the previous one's weights (train.init_from): its steps count from 0
     for leg, run_dir in enumerate(continued, start=2):
         more = [r for r in read_log(run_dir) if "loss" in r]
+        cfg = Path(run_dir) / "config.json"
+        shift = json.loads(cfg.read_text()).get("diffusion", {}).get("shift", 1.0) if cfg.exists() else 1.0
+        # a timestep shift trains on noisier inputs: its loss is higher, not worse
+        note = f", shift {shift:g} (noisier inputs: higher loss)" if shift != 1.0 else ""
         ax.plot([off + r["step"] for r in more], [r["loss"] for r in more], alpha=0.25, color=f"C{leg - 1}")
         ax.plot([off + s for s in _steps(more)], smooth([r["loss"] for r in more]), color=f"C{leg - 1}",
-                label=f"leg {leg}: fresh optimiser and cosine")
+                label=f"leg {leg}: fresh optimiser and cosine{note}")
         ax.axvline(off, color="0.6", lw=0.8, ls="--")
         off += more[-1]["step"]
     ax.set_yscale("log")
@@ -63,7 +69,7 @@ def plot_dit(ax, dit_dir, continued=()):
     ax.set_ylabel("flow-matching loss")
     ax.set_title("DiT + text encoder (on frozen VAE latents)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    ax.legend(loc="upper right", fontsize="small")
 
 
 def main():

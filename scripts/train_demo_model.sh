@@ -15,6 +15,8 @@
 #   6. continue the DiT from data/demo with a fresh cosine on twice the cached clips
 #      (configs/demo.py:dit,longer; LONGER=0 skips it) and export data/demo again
 #   7. leg 3: the same once more from leg 2's export, 6,500 steps (LEG3=0 skips it), export again
+#   8. leg 4: from leg 3's export, 6,000 steps with timestep shift 3 in training and sampling
+#      (LEG4=0 skips it), export again
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 RUNS=${RUNS:-$HOME/sora_jax_runs}
@@ -54,6 +56,14 @@ if [ ! -d "$RUNS/dit_leg3/latents" ] && [ -d "$RUNS/dit_longer/latents" ]; then
   mkdir -p "$RUNS/dit_leg3/latents" && cp -l "$RUNS"/dit_longer/latents/chunk_*.npz "$RUNS/dit_leg3/latents/"
 fi
 "$BIN/sora-jax" train-dit --config configs/demo.py:dit,longer --set train.steps=6500 --workdir "$RUNS/dit_leg3"
-"$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_leg3', 'data/demo'))"
+[ -d "$RUNS/dit_leg4/checkpoints" ] || "$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_leg3', 'data/demo'))"
+fi
+if [ "${LEG4:-1}" = 1 ]; then
+if [ ! -d "$RUNS/dit_leg4/latents" ] && [ -d "$RUNS/dit_leg3/latents" ]; then
+  mkdir -p "$RUNS/dit_leg4/latents" && cp -l "$RUNS"/dit_leg3/latents/chunk_*.npz "$RUNS/dit_leg4/latents/"
+fi
+"$BIN/sora-jax" train-dit --config configs/demo.py:dit,longer --set train.steps=6000 --set diffusion.shift=3.0 \
+  --workdir "$RUNS/dit_leg4"
+"$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_leg4', 'data/demo'))"
 fi
 echo "demo model written to data/demo; try: make demo"
