@@ -176,6 +176,19 @@ def test_vae_ceiling_scores_the_ground_truth_after_the_vae(first):
     with pytest.raises(ValueError, match="vae_ceiling.*checkpoint"):
         P.evaluate_prompts(None, n_clips=2, vae_ceiling=True, progress=False)
 
+    class NoReconstruct:                  # generates, but has no VAE to round-trip through
+        config = pipe.config
+        calls = []
+
+        def generate(self, prompts, **kw):
+            self.calls.append(kw)
+            return pipe.generate(prompts, **kw)
+
+    no_vae = NoReconstruct()
+    with pytest.raises(ValueError, match="no reconstruct"):
+        P.evaluate_prompts(no_vae, n_clips=2, vae_ceiling=True, progress=False)
+    assert no_vae.calls == []             # refused before generating anything
+
 
 def test_evaluate_prompts_rejects_bad_arguments(first):
     with pytest.raises(ValueError, match="n_clips"):

@@ -847,8 +847,7 @@ def format_prompt_table(result: Mapping[str, Any]) -> str:
         tgt = f"{100 * PROMPT_TARGETS[m]:.0f}%" if m in PROMPT_TARGETS else ""
         lines.append(f"{m:<12}{cells}{tgt:>9}")
     fams = (model or ceil or {}).get("per_family", {})
-    w = 9 * len(cols) - 2      # "100.0% / 100.0% / 100.0%" fits with a space to spare
-    w = max(w, 16)
+    w = max(16, 9 * len(cols) - 2)      # "100.0% / 100.0% / 100.0%" fits with a space to spare
     if fams:
         lines += ["", "per family (" + " / ".join(n for n, _ in cols) + ")",
                   f"{'family':<13}" + "".join(f"{m:>{w}}" for m in PROMPT_METRICS)]
@@ -960,6 +959,8 @@ def evaluate_prompts(checkpoint: Any, *, n_clips: int = SUITE_SIZE, split: str =
         w = getattr(cfg, "world", None) or suite_world(rows[0])
         size = {"num_frames": int(w.num_frames), "height": int(w.height), "width": int(w.width)}
         result.update(checkpoint=name, clip_size=size)
+        if vae_ceiling and not hasattr(pipe, "reconstruct"):     # before the slow part, not after it
+            raise ValueError(f"vae_ceiling=True: {name} has no reconstruct(video) method")
         kw = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("sampler", sampler), ("shift", shift))
               if v is not None}
         if expand:
@@ -989,8 +990,6 @@ def evaluate_prompts(checkpoint: Any, *, n_clips: int = SUITE_SIZE, split: str =
         result["ceiling"] = summarize_prompt_scores(ceil_scores, fams)
     vae_scores: list[PromptScore] | None = None
     if vae_ceiling:
-        if not hasattr(pipe, "reconstruct"):
-            raise ValueError(f"vae_ceiling=True: {name} has no reconstruct(video) method")
         t1 = time.perf_counter()
         vae_scores = []
         batches = range(0, len(rows), batch_size)
