@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every figure in data/demo/MODEL_CARD.md, measured on this machine (about half an hour of CPU).
+# Every figure in data/demo/MODEL_CARD.md, measured on this machine (about 6 minutes on a 2-core CPU: the 256-prompt suite with its two ceilings takes ~2).
 #
 #   OUT=~/sora_jax_runs/final bash scripts/eval_demo_model.sh [checkpoint]
 set -euo pipefail
