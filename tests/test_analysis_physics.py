@@ -113,8 +113,6 @@ def test_evaluate_physics_rejects_bad_arguments():
         evaluate_physics(pipeline=pipe, families="uniform,juggling", progress=False)
     with pytest.raises(ValueError, match="n_clips"):
         evaluate_physics(pipeline=pipe, n_clips=0, progress=False)
-    with pytest.raises(ValueError, match="shift=0"):
-        evaluate_physics(pipeline=pipe, n_clips=2, shift=0, progress=False)
     with pytest.raises(ValueError, match="unknown floors"):
         evaluate_physics(pipeline=pipe, n_clips=2, floors=["vae", "dream"], progress=False)
 

@@ -263,8 +263,6 @@ def evaluate_physics(checkpoint: str | os.PathLike | None = None, *, n_clips: in
         raise ValueError(f"n_clips={n_clips!r}: must be an integer >= 1")
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: must be >= 1")
-    if shift is not None and (isinstance(shift, bool) or not isinstance(shift, (int, float)) or not shift > 0):
-        raise ValueError(f"shift={shift!r}: need a number > 0 (1 = no shift)")
     if pipeline is None:
         if checkpoint is None:
             raise ValueError("evaluate_physics: give a checkpoint folder (or pipeline=)")
