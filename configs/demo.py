@@ -114,7 +114,7 @@ def get_config(variant: str = "") -> Config:
             vae = dataclasses.replace(vae, latent_channels=4, stem_unshuffle=2, stem_temporal=1,
                                       base_channels=8, channel_mults=(1, 2), decoder_blocks=())
             train = dataclasses.replace(train, steps=20, batch_size=2, lr=3e-3, warmup_steps=2, log_every=5,
-                                        checkpoint_every=10, eval_every=10, ema_decay=0.9,
+                                        checkpoint_every=10, eval_every=10, val_clips=4, ema_decay=0.9,
                                         latent_cache=min(train.latent_cache, 8))
             text = dataclasses.replace(text, max_tokens=48, width=32, depth=1, num_heads=2)
             dit = dataclasses.replace(dit, preset="tiny", hidden=32, depth=2, num_heads=2)

@@ -28,7 +28,7 @@ def get_config(variant: str = "") -> Config:
         if v == "tiny":
             world = dataclasses.replace(world, height=32, width=32, num_frames=5, substeps=8, antialias=2)
             train = dataclasses.replace(train, steps=20, batch_size=2, warmup_steps=2, log_every=5,
-                                        checkpoint_every=10, eval_every=10)
+                                        checkpoint_every=10, eval_every=10, val_clips=4)
         elif v == "phyworld":
             world = dataclasses.replace(world, height=64, width=64, num_frames=33, dt=0.1, view_height=10.0,
                                         gravity=2.5, ranges="phyworld",

@@ -41,6 +41,7 @@ TARGETS: dict[str, str] = {
     "train-vae": "sora_jax.train:train_vae",                   # (cfg, workdir)
     "train-dit": "sora_jax.train:train_dit",                   # (cfg, workdir)
     "eval vae": "sora_jax.train:evaluate_vae",                 # (checkpoint, *, n_clips, split)
+    "eval loss": "sora_jax.train:evaluate_dit",                # (checkpoint, *, n_clips, split)
     "eval prompts": "sora_jax.analysis.prompts:evaluate_prompts",  # (checkpoint, *, n_clips, split, steps, guidance, ...)
     "eval physics": "sora_jax.analysis:evaluate_physics",      # (checkpoint, *, n_clips, split, families, ood, report, ...)
     "bench world": "sora_jax.bench:bench_world",               # (cfg, *, batch_size, num_batches, workers)
@@ -206,7 +207,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         write_json(args.out, result)
 
 
-EVAL_DEFAULT_N = {"vae": 256, "prompts": 256, "physics": 64}
+EVAL_DEFAULT_N = {"vae": 256, "prompts": 256, "physics": 64, "loss": 256}
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -329,12 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
     esub = p.add_subparsers(dest="what", required=True, metavar="WHAT")
     for what, text in (("vae", "reconstruction quality on held-out world clips"),
                        ("prompts", "prompt compliance (count, direction, relation)"),
+                       ("loss", "held-out denoising loss at fixed noise levels (compares runs)"),
                        ("physics", "physics-failure metrics on generated clips")):
         e = esub.add_parser(what, parents=[common], help=text)
         e.add_argument("--checkpoint", required=what != "prompts",
                        help="checkpoint folder" + (" (omit: score only the ground-truth ceiling)" if what == "prompts" else ""))
-        e.add_argument("--n", type=int, help="clips to evaluate (default: 256 for vae/prompts, 64 for physics; 9 in smoke mode)")
-        e.add_argument("--split", choices=("val", "test") if what != "physics" else ("train", "val", "test"), default="test")
+        e.add_argument("--n", type=int, help="clips to evaluate (default: 256 for vae/prompts/loss, 64 for physics; 9 in smoke mode)")
+        e.add_argument("--split", choices=("val", "test") if what != "physics" else ("train", "val", "test"),
+                       default="val" if what == "loss" else "test",
+                       help="world split (default: %(default)s" + ("; the one train-dit validates on)" if what == "loss" else ")"))
         e.add_argument("--out", help="also write the result as JSON here")
         if what == "prompts":
             e.add_argument("--steps", type=int, help="sampler steps (default: the pipeline's, 25)")

@@ -147,7 +147,9 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     log_every: int = 50
-    eval_every: int = 1000
+    eval_every: int = 1000           # held-out validation (EMA weights) every this many steps and at the end; 0 = off
+    val_clips: int = 256             # clips of the world's "val" split it scores (VAE: PSNR; DiT: loss at fixed
+                                     # noise levels); data="folder" has no held-out split, so no validation
     seed: int = 0
     data: Literal["world", "folder"] = "world"
     data_dir: str = ""               # for data="folder": mp4 files + captions.jsonl
@@ -331,6 +333,9 @@ def validate(cfg: Any) -> None:
             raise ValueError(f"train.caption_rate={cfg.caption_rate}: must be in [0, 1]")
         if cfg.latent_cache < 0:
             raise ValueError(f"train.latent_cache={cfg.latent_cache}: must be >= 0 (0 = encode every batch)")
+        if cfg.eval_every < 0 or cfg.val_clips < 0:
+            raise ValueError(f"train.eval_every={cfg.eval_every}, train.val_clips={cfg.val_clips}: "
+                             "need both >= 0 (0 = no validation)")
 
 
 # --------------------------------------------------------------------------- #

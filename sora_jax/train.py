@@ -25,6 +25,8 @@ Work directory layout::
     workdir/config.json          the run's Config (written once; a resume must match it)
     workdir/checkpoints/<step>/  orbax checkpoints: state (model+optimizer), ema, meta (JSON)
     workdir/log.jsonl            one JSON object per log line
+    workdir/val.jsonl            held-out validation of the EMA weights every ``train.eval_every`` steps
+                                 and at the end (VAE: ``val_psnr``; DiT: ``val_loss`` at fixed noise levels)
     workdir/latent_stats.json    per-channel latent shift/scale (written at the end)
 """
 
@@ -265,9 +267,9 @@ def _truncate_log(path: Path, step: int) -> None:
         _atomic_write_text(path, "".join(l + "\n" for l in keep))
 
 
-def read_log(workdir: str | os.PathLike) -> list[dict]:
-    """All lines of ``workdir/log.jsonl``."""
-    p = Path(workdir) / "log.jsonl"
+def read_log(workdir: str | os.PathLike, name: str = "log") -> list[dict]:
+    """All lines of ``workdir/<name>.jsonl``: ``"log"`` (training metrics) or ``"val"`` (validation)."""
+    p = Path(workdir) / f"{name}.jsonl"
     if not p.is_file():
         return []
     return [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
@@ -326,6 +328,113 @@ def _check_workdir_config(workdir: Path, cfg: Config) -> None:
         saved = from_dict(Config, json.loads(p.read_text()))
         vae_lib.check_compatible(cfg.vae, saved.vae, where=f"workdir {workdir}")
     _atomic_write_text(p, json.dumps(to_dict(cfg), indent=1))
+
+
+# --------------------------------------------------------------------------- #
+# Held-out validation (every ``train.eval_every`` steps, EMA weights)
+# --------------------------------------------------------------------------- #
+
+#: Noise levels of the DiT validation loss: fractions of the way from data (0) to noise (1).
+VAL_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+def _validation_on(cfg: Config) -> bool:
+    """Validation needs held-out clips: the world's ``val`` split (a folder of videos has none)."""
+    t = cfg.train
+    return t.eval_every > 0 and t.val_clips > 0 and t.data == "world"
+
+
+def _append_jsonl(path: Path, line: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def val_videos(cfg: Config, n: int, *, split: str = "val", batch_size: int = 32) -> dict[str, np.ndarray]:
+    """The first ``n`` clips of a world split (``val``): uint8 ``video (n, t, h, w, 3)`` and ``prompt``.
+
+    Clip seeds depend only on the split and the index, so every machine and run scores the same clips.
+    """
+    videos, prompts = [], []
+    for b in _default_batches(cfg, batch_size, split, cfg.train.seed, 0):
+        videos.append(np.asarray(b["video"]))
+        prompts.append(np.asarray(b["prompt"]).astype(str))
+        if sum(len(p) for p in prompts) >= n:
+            break
+    if not videos:
+        raise ValueError(f"the world's {split} split gave no clips")
+    return {"video": np.concatenate(videos)[:n], "prompt": np.concatenate(prompts)[:n]}
+
+
+def vae_val_psnr(model: vae_lib.VideoVAE, videos: np.ndarray, *, batch_size: int = 8) -> float:
+    """Mean PSNR (dB, uint8 pixels) of ``model``'s reconstructions of ``videos (n, t, h, w, 3)``."""
+    scores = []
+    for i in range(0, len(videos), batch_size):
+        ref = videos[i:i + batch_size]
+        recon = vae_lib.to_uint8(_reconstruct(model, jnp.asarray(ref)))
+        scores.append(np.asarray(vae_lib.psnr(recon.astype(np.float32), ref.astype(np.float32), 255.0)))
+    return float(np.concatenate(scores).mean())
+
+
+def dit_val_set(cfg: Config, codec: Any, tokenizer: Any, n: int, *, split: str = "val", path: Path | None = None,
+                seed: int = 0) -> dict[str, np.ndarray]:
+    """``n`` val-split clips ready for :func:`dit_val_loss`: normalised ``latents``, prompt ``ids``/``mask``
+    and one fixed ``noise`` draw per clip (cached at ``path`` when given, so a resumed run does not re-encode)."""
+    if path is not None and path.is_file():
+        with np.load(path) as z:
+            if len(z["latents"]) == n:
+                return {k: z[k] for k in z.files}
+    clips = val_videos(cfg, n, split=split)
+    latents = np.concatenate([np.asarray(codec.encode(clips["video"][i:i + 32]), np.float32)
+                              for i in range(0, len(clips["video"]), 32)])
+    ids, mask = _tokenize(tokenizer, [str(p) for p in clips["prompt"]])
+    noise = np.asarray(jax.random.normal(jax.random.key(seed), latents.shape, jnp.float32))
+    out = {"latents": latents, "ids": ids, "mask": mask, "noise": noise, "prompt": clips["prompt"]}
+    if path is not None:
+        tmp = path.parent / f".{path.stem}.tmp-{os.getpid()}.npz"
+        np.savez(tmp, **out)
+        os.replace(tmp, path)
+    return out
+
+
+@nnx.jit(static_argnames=("dcfg",))
+def _dit_val_batch(model, x0, ids, mask, noise, t, dcfg):
+    """Per-clip mean squared error to the objective's target at native noise level ``t`` (b,)."""
+    from sora_jax import diffusion
+
+    x_t = diffusion.add_noise(dcfg, x0, noise, t)
+    pred = model(x_t, diffusion.model_time(dcfg, t), ids, mask)
+    err = jnp.square(pred.astype(jnp.float32) - diffusion.target(dcfg, x0, noise, t))
+    return jnp.mean(err, axis=tuple(range(1, x0.ndim)))
+
+
+def dit_val_loss(model: Any, cfg: Config, val: dict[str, np.ndarray], *, levels: tuple[float, ...] = VAL_LEVELS,
+                 batch_size: int = 32) -> dict[str, Any]:
+    """Held-out denoising loss of a ``TextToVideo`` at fixed noise levels, with fixed noise.
+
+    The training loss depends on how noise levels are drawn (logit-normal, ``shift``), so
+    runs with different settings cannot be compared by it. This can: every clip of ``val``
+    (:func:`dit_val_set`) is scored at each level in ``levels`` (fractions from data, 0, to
+    noise, 1; DDPM maps them onto its steps) against the same noise, conditioned on its prompt.
+    Returns ``{"val_loss": mean over the levels, "val_loss_t": {level: loss}}``.
+    """
+    dcfg = cfg.diffusion
+    n = len(val["latents"])
+    if n == 0:
+        raise ValueError("dit_val_loss: the validation set is empty")
+    b = min(batch_size, n)
+    per_level = {}
+    for lv in levels:
+        if not 0.0 <= lv <= 1.0:
+            raise ValueError(f"dit_val_loss: level {lv} is not in [0, 1]")
+        native = lv if dcfg.objective == "flow" else lv * (dcfg.num_train_timesteps - 1)
+        losses = []
+        for i in range(0, n, b):
+            idx = np.arange(i, i + b) % n            # the last batch wraps round: one compiled shape
+            out = _dit_val_batch(model, *(jnp.asarray(val[k][idx]) for k in ("latents", "ids", "mask", "noise")),
+                                 jnp.full((b,), native, jnp.float32), dcfg)
+            losses.append(np.asarray(out)[: min(b, n - i)])
+        per_level[f"{lv:g}"] = float(np.concatenate(losses).mean())
+    return {"val_loss": float(np.mean(list(per_level.values()))), "val_loss_t": per_level}
 
 
 # --------------------------------------------------------------------------- #
@@ -426,8 +535,9 @@ def train_vae(
     steps (default ``cfg.train.steps``; the LR schedule always spans ``cfg.train.steps``).
     ``batches(start_step)`` may supply training batches (dicts with uint8
     ``video (b, t, h, w, 3)``); the default is ``sora_jax.data.make_batches``.
-    At the end, measures latent shift/scale with the EMA weights into
-    ``workdir/latent_stats.json``. Returns a summary dict.
+    Every ``eval_every`` steps and at the end, the EMA weights' PSNR on ``val_clips`` clips
+    of the world's ``val`` split goes to ``workdir/val.jsonl``. At the end, measures latent
+    shift/scale with the EMA weights into ``workdir/latent_stats.json``. Returns a summary dict.
     """
     t_start = time.perf_counter()
     tcfg, vcfg = cfg.train, cfg.vae
@@ -466,11 +576,21 @@ def train_vae(
         if int(meta.get("data_step", start)) != start:
             raise ValueError(f"checkpoint at step {start} has data_step {meta['data_step']}; cannot resume consistently")
     _truncate_log(workdir / "log.jsonl", start)   # lines past the restored step (or of a run killed before its first checkpoint)
+    _truncate_log(workdir / "val.jsonl", start)
 
     step_plain, step_gan = _make_vae_steps(cfg, graphdef, disc_graphdef, disc_module_graphdef)
     schedule = lr_schedule(tcfg)
     log = MetricLog(workdir / "log.jsonl", tcfg.log_every, schedule)
     base_key = jax.random.key(tcfg.seed)
+    val_video = val_videos(cfg, tcfg.val_clips)["video"] if _validation_on(cfg) and start < total else None
+    eval_model = vae_lib.VideoVAE(vcfg, rngs=nnx.Rngs(0)) if val_video is not None else None
+
+    def validate(step):
+        set_params(eval_model, ema)
+        line = {"step": int(step), "val_psnr": vae_val_psnr(eval_model, val_video), "n_clips": len(val_video),
+                "time": time.time()}
+        _append_jsonl(workdir / "val.jsonl", line)
+        return line
 
     def save(step):
         tree = {"train": nnx.to_pure_dict(state), **({"disc": nnx.to_pure_dict(dstate)} if use_disc else {})}
@@ -502,6 +622,10 @@ def train_vae(
                 bar.update(1)
                 if line:
                     bar.set_postfix(loss=f"{line['loss']:.4f}", psnr=f"{line['psnr']:.2f}", lr=f"{line['lr']:.2e}")
+            if val_video is not None and (step % tcfg.eval_every == 0 or step == total):
+                v = validate(step)
+                if bar is not None:
+                    bar.write(f"step {step}: val PSNR {v['val_psnr']:.2f} dB on {v['n_clips']} held-out clips")
             if step % tcfg.checkpoint_every == 0 or step == total:
                 save(step)
     finally:
@@ -785,6 +909,9 @@ def train_dit(
     at a sampled level (``cfg.diffusion``: rectified flow or DDPM) and regress the target.
     AdamW + warm-up/cosine, clipping, EMA, orbax checkpoints every ``checkpoint_every``
     steps; a killed run started again resumes exactly (model, optimizer, EMA, data order).
+    Every ``eval_every`` steps and at the end, the EMA weights' held-out loss
+    (:func:`dit_val_loss` on ``val_clips`` clips of the world's ``val`` split) goes to
+    ``workdir/val.jsonl``.
 
     Latents come from a cache of ``train.latent_cache`` clips encoded once (under
     ``workdir/latents``), or, with ``latent_cache=0``, from encoding every batch.
@@ -840,6 +967,7 @@ def train_dit(
         nnx.replace_by_pure_dict(state, tree["train"])
         start = int(meta["step"])
     _truncate_log(workdir / "log.jsonl", start)   # lines past the restored step (or of a run killed before its first checkpoint)
+    _truncate_log(workdir / "val.jsonl", start)
     state = parallel.shard_state(state, mesh)
     ema = parallel.shard_state(ema, mesh)
 
@@ -854,6 +982,16 @@ def train_dit(
     schedule = lr_schedule(tcfg)
     log = MetricLog(workdir / "log.jsonl", tcfg.log_every, schedule)
     base_key = jax.random.key(tcfg.seed)
+    val = (dit_val_set(cfg, codec, tokenizer, tcfg.val_clips, path=workdir / "val_set.npz")
+           if _validation_on(cfg) and start < total else None)
+    eval_model = TextToVideo(cfg, rngs=nnx.Rngs(0)) if val is not None else None
+
+    def validate(step):
+        set_params(eval_model, ema)
+        line = {"step": int(step), **dit_val_loss(eval_model, cfg, val), "n_clips": len(val["latents"]),
+                "time": time.time()}
+        _append_jsonl(workdir / "val.jsonl", line)
+        return line
 
     def save(step):
         ckpt.save(step, {"train": nnx.to_pure_dict(state)}, ema,
@@ -890,6 +1028,11 @@ def train_dit(
                 bar.update(1)
                 if line:
                     bar.set_postfix(loss=f"{line['loss']:.4f}", lr=f"{line['lr']:.2e}")
+            if val is not None and (step % tcfg.eval_every == 0 or step == total):
+                v = validate(step)
+                if bar is not None:
+                    bar.write(f"step {step}: val loss {v['val_loss']:.4f} on {v['n_clips']} held-out clips "
+                              f"({', '.join(f't={k}: {x:.4f}' for k, x in v['val_loss_t'].items())})")
             if step % tcfg.checkpoint_every == 0 or step == total:
                 save(step)
     finally:
@@ -951,6 +1094,45 @@ def load_dit_weights(source: str | os.PathLike, cfg: Config) -> dict:
                              f"but this config has {name}={want}; they must match to continue from it")
     vae_lib.check_compatible(cfg.vae, saved.vae, where=f"train.init_from={source}")
     return params_dict(model)
+
+
+def evaluate_dit(checkpoint: str | os.PathLike, *, n_clips: int = 256, split: str = "val", batch_size: int = 32,
+                 levels: tuple[float, ...] = VAL_LEVELS) -> dict[str, Any]:
+    """Held-out denoising loss of a text-to-video checkpoint (``sora-jax eval loss``); lower is better.
+
+    ``checkpoint`` is a pipeline folder (``data/demo``) or a ``train-dit`` workdir (EMA weights).
+    The first ``n_clips`` clips of ``split``, the noise and the noise levels are the same on
+    every call (:func:`dit_val_loss`), so checkpoints trained with different timestep
+    sampling, shift or length compare directly -- which their training losses do not.
+    """
+    from sora_jax.pipeline import LatentCodec, load_pipeline
+
+    if split not in ("val", "test"):
+        raise ValueError(f"split={split!r}: valid splits are 'val', 'test' (held out from training)")
+    if n_clips < 1:
+        raise ValueError(f"n_clips={n_clips}: need >= 1")
+    p = Path(checkpoint)
+    if (p / "dit").is_dir() and (p / "config.json").is_file():
+        pipe = load_pipeline(p, cache=False)
+        model, cfg, codec, step = pipe.model, pipe.config, pipe.codec, pipe.meta.get("step")
+    elif (p / "checkpoints").is_dir():
+        model, cfg, meta = load_dit_checkpoint(p)
+        vae, stats = load_frozen_vae(cfg)
+        codec, step = LatentCodec(vae, stats), meta.get("step")
+    else:
+        raise FileNotFoundError(f"{checkpoint}: neither a pipeline folder (dit/ + config.json) "
+                                "nor a train-dit workdir (checkpoints/)")
+    t0 = time.perf_counter()
+    val = dit_val_set(cfg, codec, model.text.tokenizer, n_clips, split=split)
+    result = {"checkpoint": str(checkpoint), "step": step, "split": split, "n_clips": len(val["latents"]),
+              "objective": cfg.diffusion.objective, **dit_val_loss(model, cfg, val, levels=levels, batch_size=batch_size),
+              "wall_s": round(time.perf_counter() - t0, 1)}
+    print(f"held-out denoising loss of {checkpoint}: {result['n_clips']} {split} clips, fixed noise "
+          f"({cfg.diffusion.objective} target; t = 0 data, 1 noise)")
+    for lv, x in result["val_loss_t"].items():
+        print(f"  t={lv:<4s} {x:.4f}")
+    print(f"  mean   {result['val_loss']:.4f}")
+    return result
 
 
 def export_pipeline(workdir: str | os.PathLike, out_dir: str | os.PathLike, *, dtype: str = "bfloat16",

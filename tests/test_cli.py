@@ -150,3 +150,14 @@ def test_bench_dit_presets_from_the_cli(tmp_path, capsys):
     assert code == 0, err
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
     assert {r["what"].split()[0] for r in rows} >= {"matmul", "dit"} and all("ratio_to_matmul" in r for r in rows)
+
+
+def test_eval_loss_on_a_real_checkpoint(tiny_runs, tmp_path, capsys):
+    code, out, _ = run(["eval", "loss", "--checkpoint", str(tiny_runs["pipeline"]), "--n", "2",
+                        "--out", str(tmp_path / "loss.json")], capsys)
+    assert code == 0 and "held-out denoising loss" in out and "t=0.5" in out
+    saved = json.loads((tmp_path / "loss.json").read_text())
+    assert saved["n_clips"] == 2 and saved["split"] == "val" and set(saved["val_loss_t"]) == {"0.1", "0.3", "0.5", "0.7", "0.9"}
+    with pytest.raises(SystemExit) as e:   # argparse: only held-out splits
+        cli.main(["eval", "loss", "--checkpoint", str(tiny_runs["pipeline"]), "--split", "train"])
+    assert e.value.code == 2

@@ -110,6 +110,8 @@ def test_overrides_are_validated():
         C.override(C.Config(), "dit.num_heads=3")
     with pytest.raises(ValueError, match="valid: uniform"):
         C.override(C.Config(), "world.families=uniform,teleport")
+    with pytest.raises(ValueError, match="train.val_clips=-1"):
+        C.override(C.Config(), "train.val_clips=-1")
 
 
 # --------------------------------------------------------------------------- #

@@ -99,6 +99,11 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
     assert [l["step"] for l in log] == [2, 4, 6]
     assert [l["step"] for l in T.read_log(tmp_path / "resumed")] == [2, 3, 4, 6]  # stale line 5 dropped
     assert {"step", "loss", "psnr", "lr", "steps_per_s"} <= set(log[0])
+    # held-out validation (EMA weights) at the end of each call; the resumed run scores the same
+    vfull, vres = T.read_log(tmp_path / "full", "val"), T.read_log(tmp_path / "resumed", "val")
+    assert [v["step"] for v in vfull] == [6] and [v["step"] for v in vres] == [3, 6]
+    assert vfull[0]["n_clips"] == cfg.train.val_clips and 0 < vfull[0]["val_psnr"] < 100
+    assert vres[-1]["val_psnr"] == pytest.approx(vfull[0]["val_psnr"], abs=1e-3)
     stats = json.loads((tmp_path / "full/latent_stats.json").read_text())
     assert len(stats["shift"]) == len(stats["scale"]) == cfg.vae.latent_channels
     # export: a small inference checkpoint that loads back with the EMA weights in bf16

@@ -3,6 +3,7 @@
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -28,6 +29,11 @@ def test_killed_run_resumes_exactly(tiny_runs, tmp_path):
     assert max(diffs) < 1e-6
     steps = [json.loads(l)["step"] for l in (tmp_path / "parts" / "log.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps))             # no step logged twice after the resume
+    # validation at the end of each call; deterministic, so the resumed run scores exactly the same
+    vw, vp = train.read_log(tmp_path / "whole", "val"), train.read_log(tmp_path / "parts", "val")
+    assert [v["step"] for v in vw] == [4] and [v["step"] for v in vp] == [2, 4]
+    assert set(vw[0]["val_loss_t"]) == {f"{lv:g}" for lv in train.VAL_LEVELS}
+    assert vp[-1]["val_loss"] == pytest.approx(vw[0]["val_loss"], rel=1e-5)
 
 
 def test_training_lowers_the_loss(tiny_runs, tmp_path):
@@ -38,6 +44,47 @@ def test_training_lowers_the_loss(tiny_runs, tmp_path):
     train.train_dit(cfg, tmp_path / "run", progress=False)
     log = train.read_log(tmp_path / "run")
     assert log[-1]["loss"] < 0.8 * log[0]["loss"], log
+    val = train.read_log(tmp_path / "run", "val")   # every eval_every=10 steps, on held-out clips
+    assert [v["step"] for v in val] == [10, 20, 30, 40, 50, 60]
+    assert val[-1]["val_loss"] < 0.9 * val[0]["val_loss"], val
+
+
+def test_val_loss_is_the_mse_to_the_flow_target_at_fixed_levels(tiny_runs):
+    from flax import nnx
+
+    class Zero(nnx.Module):   # predicts velocity 0 everywhere: its loss is mean((noise - x0)^2) at every level
+        def __call__(self, x, t, ids, mask):
+            return jnp.zeros_like(x)
+
+    cfg = tiny_runs["cfg"]
+    rng = np.random.default_rng(0)
+    x0, noise = rng.normal(size=(5, 2, 2, 2, 4)).astype(np.float32), rng.normal(size=(5, 2, 2, 2, 4)).astype(np.float32)
+    ids, mask = np.zeros((5, 8), np.int32), np.ones((5, 8), bool)
+    val = {"latents": x0, "noise": noise, "ids": ids, "mask": mask}
+    r = train.dit_val_loss(Zero(), cfg, val, levels=(0.2, 0.8), batch_size=2)   # 5 clips in batches of 2: wraps round
+    want = float(np.mean((noise - x0) ** 2))
+    assert r["val_loss_t"] == {"0.2": pytest.approx(want, rel=1e-5), "0.8": pytest.approx(want, rel=1e-5)}
+    # a model that is right at t = 0.2 only: the level really reaches the model and the noised input
+    class Oracle(nnx.Module):
+        def __call__(self, x, t, ids, mask):   # the exact flow target, but only below t = 0.5
+            return jnp.where(t[:, None, None, None, None] < 0.5, jnp.asarray(noise - x0), 0.0)
+
+    r = train.dit_val_loss(Oracle(), cfg, val, levels=(0.2, 0.8), batch_size=5)
+    assert r["val_loss_t"]["0.2"] == pytest.approx(0.0, abs=1e-6) and r["val_loss_t"]["0.8"] == pytest.approx(want, rel=1e-5)
+    with pytest.raises(ValueError, match="not in"):
+        train.dit_val_loss(Zero(), cfg, val, levels=(1.5,))
+
+
+def test_eval_loss_scores_a_pipeline_and_a_workdir_alike(tiny_runs, capsys):
+    a = train.evaluate_dit(tiny_runs["pipeline"], n_clips=3)
+    b = train.evaluate_dit(tiny_runs["dit"], n_clips=3)
+    assert a["n_clips"] == b["n_clips"] == 3 and a["split"] == "val" and a["step"] == 6
+    assert np.isfinite(a["val_loss"]) and a["val_loss"] == pytest.approx(b["val_loss"], rel=0.05)   # bf16 export vs f32
+    assert "held-out denoising loss" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="valid splits"):
+        train.evaluate_dit(tiny_runs["pipeline"], split="train")
+    with pytest.raises(FileNotFoundError, match="neither a pipeline"):
+        train.evaluate_dit(tiny_runs["root"])
 
 
 def test_latent_cache_is_written_once_and_reused(tiny_runs, tmp_path):
