@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every figure in data/demo/MODEL_CARD.md, measured on this machine (about 6 minutes on a 2-core CPU: the 256-prompt suite with its two ceilings takes ~2).
+# Every figure in data/demo/MODEL_CARD.md, measured on this machine (about 7 minutes on a 2-core CPU: the 256-prompt suite with its two ceilings takes ~2).
 #
 #   OUT=~/sora_jax_runs/final bash scripts/eval_demo_model.sh [checkpoint]
 set -euo pipefail
@@ -12,6 +12,7 @@ run() { local name=$1; shift; echo "== $name: sora-jax $*"; /usr/bin/time -f "$n
           | grep -v "it/s]\|s/it]" | tee "$OUT/$name.txt"; }
 
 run vae      eval vae --config configs/demo.py --checkpoint "$CKPT/vae" --n 256 --out "$OUT/vae.json"
+run loss     eval loss --checkpoint "$CKPT" --n 256 --out "$OUT/loss.json"
 run prompts  eval prompts --checkpoint "$CKPT" --n 256 --vae-ceiling --out "$OUT/prompts.json"
 run physics_id  eval physics --checkpoint "$CKPT" --n 64 --out "$OUT/physics_id.json" --report "$OUT/physics_id.html"
 run physics_ood eval physics --checkpoint "$CKPT" --n 64 --ood --out "$OUT/physics_ood.json"
