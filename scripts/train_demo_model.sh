@@ -17,6 +17,7 @@
 #   7. leg 3: the same once more from leg 2's export, 6,500 steps (LEG3=0 skips it), export again
 #   8. leg 4: from leg 3's export, 6,000 steps with timestep shift 3 in training and sampling
 #      (LEG4=0 skips it), export again
+#   9. leg 5: the same as leg 4 once more, from leg 4's export (LEG5=0 skips it), export again
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 RUNS=${RUNS:-$HOME/sora_jax_runs}
@@ -64,6 +65,14 @@ if [ ! -d "$RUNS/dit_leg4/latents" ] && [ -d "$RUNS/dit_leg3/latents" ]; then
 fi
 "$BIN/sora-jax" train-dit --config configs/demo.py:dit,longer --set train.steps=6000 --set diffusion.shift=3.0 \
   --workdir "$RUNS/dit_leg4"
-"$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_leg4', 'data/demo'))"
+[ -d "$RUNS/dit_leg5/checkpoints" ] || "$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_leg4', 'data/demo'))"
+fi
+if [ "${LEG5:-1}" = 1 ]; then
+if [ ! -d "$RUNS/dit_leg5/latents" ] && [ -d "$RUNS/dit_leg4/latents" ]; then
+  mkdir -p "$RUNS/dit_leg5/latents" && cp -l "$RUNS"/dit_leg4/latents/chunk_*.npz "$RUNS/dit_leg5/latents/"
+fi
+"$BIN/sora-jax" train-dit --config configs/demo.py:dit,longer --set train.steps=6000 --set diffusion.shift=3.0 \
+  --workdir "$RUNS/dit_leg5"
+"$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_leg5', 'data/demo'))"
 fi
 echo "demo model written to data/demo; try: make demo"
