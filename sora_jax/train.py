@@ -1104,6 +1104,8 @@ def evaluate_dit(checkpoint: str | os.PathLike, *, n_clips: int = 256, split: st
     The first ``n_clips`` clips of ``split``, the noise and the noise levels are the same on
     every call (:func:`dit_val_loss`), so checkpoints trained with different timestep
     sampling, shift or length compare directly -- which their training losses do not.
+    The noise is drawn for all ``n_clips`` at once: compare figures taken with the same
+    ``n_clips`` (``train-dit`` validates with ``train.val_clips``, 256 by default, as here).
     """
     from sora_jax.pipeline import LatentCodec, load_pipeline
 
