@@ -64,7 +64,7 @@ def test_val_loss_is_the_mse_to_the_flow_target_at_fixed_levels(tiny_runs):
     r = train.dit_val_loss(Zero(), cfg, val, levels=(0.2, 0.8), batch_size=2)   # 5 clips in batches of 2: wraps round
     want = float(np.mean((noise - x0) ** 2))
     assert r["val_loss_t"] == {"0.2": pytest.approx(want, rel=1e-5), "0.8": pytest.approx(want, rel=1e-5)}
-    # a model that is right at t = 0.2 only: the level really reaches the model and the noised input
+    # a model that is exact below t = 0.5 only: each level really reaches the model as its noise level
     class Oracle(nnx.Module):
         def __call__(self, x, t, ids, mask):   # the exact flow target, but only below t = 0.5
             return jnp.where(t[:, None, None, None, None] < 0.5, jnp.asarray(noise - x0), 0.0)
