@@ -51,28 +51,22 @@ if [ "${LONGER:-1}" = 1 ]; then
 # once leg 3 has started it owns data/demo (it resumes from its own checkpoints, not from data/demo)
 [ -d "$RUNS/dit_leg3/checkpoints" ] || "$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_longer', 'data/demo'))"
 fi
-if [ "${LEG3:-1}" = 1 ]; then
-# same config and seed, hence the same 32,768 clips: reuse leg 2's encoded cache instead of ~20 min of encoding
-if [ ! -d "$RUNS/dit_leg3/latents" ] && [ -d "$RUNS/dit_longer/latents" ]; then
-  mkdir -p "$RUNS/dit_leg3/latents" && cp -l "$RUNS"/dit_longer/latents/chunk_*.npz "$RUNS/dit_leg3/latents/"
-fi
-"$BIN/sora-jax" train-dit --config configs/demo.py:dit,longer --set train.steps=6500 --workdir "$RUNS/dit_leg3"
-[ -d "$RUNS/dit_leg4/checkpoints" ] || "$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_leg3', 'data/demo'))"
-fi
-if [ "${LEG4:-1}" = 1 ]; then
-if [ ! -d "$RUNS/dit_leg4/latents" ] && [ -d "$RUNS/dit_leg3/latents" ]; then
-  mkdir -p "$RUNS/dit_leg4/latents" && cp -l "$RUNS"/dit_leg3/latents/chunk_*.npz "$RUNS/dit_leg4/latents/"
-fi
-"$BIN/sora-jax" train-dit --config configs/demo.py:dit,longer --set train.steps=6000 --set diffusion.shift=3.0 \
-  --workdir "$RUNS/dit_leg4"
-[ -d "$RUNS/dit_leg5/checkpoints" ] || "$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_leg4', 'data/demo'))"
-fi
-if [ "${LEG5:-1}" = 1 ]; then
-if [ ! -d "$RUNS/dit_leg5/latents" ] && [ -d "$RUNS/dit_leg4/latents" ]; then
-  mkdir -p "$RUNS/dit_leg5/latents" && cp -l "$RUNS"/dit_leg4/latents/chunk_*.npz "$RUNS/dit_leg5/latents/"
-fi
-"$BIN/sora-jax" train-dit --config configs/demo.py:dit,longer --set train.steps=6000 --set diffusion.shift=3.0 \
-  --workdir "$RUNS/dit_leg5"
-"$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_leg5', 'data/demo'))"
-fi
+# Legs 3-5 continue the previous leg's export with a fresh optimiser and cosine. Same config and seed,
+# hence the same 32,768 clips: each reuses the previous leg's encoded cache (hard links) instead of
+# ~20 min of encoding, and exports to data/demo unless the next leg has started (that leg owns it).
+#   continue_leg <this run> <previous run> <next run or ""> [train-dit options]
+continue_leg() {
+  local run=$1 prev=$2 next=$3
+  shift 3
+  if [ ! -d "$RUNS/$run/latents" ] && [ -d "$RUNS/$prev/latents" ]; then
+    mkdir -p "$RUNS/$run/latents" && cp -l "$RUNS/$prev"/latents/chunk_*.npz "$RUNS/$run/latents/"
+  fi
+  "$BIN/sora-jax" train-dit --config configs/demo.py:dit,longer "$@" --workdir "$RUNS/$run"
+  if [ -z "$next" ] || [ ! -d "$RUNS/$next/checkpoints" ]; then
+    "$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/$run', 'data/demo'))"
+  fi
+}
+if [ "${LEG3:-1}" = 1 ]; then continue_leg dit_leg3 dit_longer dit_leg4 --set train.steps=6500; fi
+if [ "${LEG4:-1}" = 1 ]; then continue_leg dit_leg4 dit_leg3 dit_leg5 --set train.steps=6000 --set diffusion.shift=3.0; fi
+if [ "${LEG5:-1}" = 1 ]; then continue_leg dit_leg5 dit_leg4 "" --set train.steps=6000 --set diffusion.shift=3.0; fi
 echo "demo model written to data/demo; try: make demo"

@@ -1067,6 +1067,21 @@ def load_dit_checkpoint(workdir: str | os.PathLike, *, step: int | None = None) 
     return model, cfg, meta
 
 
+def _load_text_to_video(source: str | os.PathLike, what: str) -> tuple[Any, Config, int | None, Any]:
+    """``(TextToVideo, cfg, step, codec)`` from a pipeline folder (``data/demo``, with its latent
+    codec) or a ``train-dit`` workdir (newest EMA weights; codec ``None``). ``what`` names it in errors."""
+    p = Path(source)
+    if (p / "dit").is_dir() and (p / "config.json").is_file():
+        from sora_jax.pipeline import load_pipeline
+
+        pipe = load_pipeline(p, cache=False)
+        return pipe.model, pipe.config, pipe.meta.get("step"), pipe.codec
+    if (p / "checkpoints").is_dir():
+        model, cfg, meta = load_dit_checkpoint(p)
+        return model, cfg, meta.get("step"), None
+    raise FileNotFoundError(f"{what}: neither a pipeline folder (dit/ + config.json) nor a train-dit workdir (checkpoints/)")
+
+
 def load_dit_weights(source: str | os.PathLike, cfg: Config) -> dict:
     """Text-encoder + DiT params (float32) to start a run from, checked against ``cfg``.
 
@@ -1076,17 +1091,7 @@ def load_dit_weights(source: str | os.PathLike, cfg: Config) -> dict:
     only from a run on the same frozen VAE); the optimiser, LR schedule, noise-level sampling
     and data settings may differ (that is what fine-tuning changes).
     """
-    p = Path(source)
-    if (p / "dit").is_dir() and (p / "config.json").is_file():
-        from sora_jax.pipeline import load_pipeline
-
-        pipe = load_pipeline(p, cache=False)
-        model, saved = pipe.model, pipe.config
-    elif (p / "checkpoints").is_dir():
-        model, saved, _ = load_dit_checkpoint(p)
-    else:
-        raise FileNotFoundError(f"train.init_from={str(source)!r}: neither a pipeline folder (dit/ + config.json) "
-                                "nor a train-dit workdir (checkpoints/)")
+    model, saved, _, _ = _load_text_to_video(source, f"train.init_from={str(source)!r}")
     for name, have, want in (("dit", saved.dit, cfg.dit), ("text", saved.text, cfg.text),
                              ("diffusion.objective", saved.diffusion.objective, cfg.diffusion.objective)):
         if have != want:
@@ -1107,23 +1112,15 @@ def evaluate_dit(checkpoint: str | os.PathLike, *, n_clips: int = 256, split: st
     The noise is drawn for all ``n_clips`` at once: compare figures taken with the same
     ``n_clips`` (``train-dit`` validates with ``train.val_clips``, 256 by default, as here).
     """
-    from sora_jax.pipeline import LatentCodec, load_pipeline
+    from sora_jax.pipeline import LatentCodec
 
     if split not in ("val", "test"):
         raise ValueError(f"split={split!r}: valid splits are 'val', 'test' (held out from training)")
     if n_clips < 1:
         raise ValueError(f"n_clips={n_clips}: need >= 1")
-    p = Path(checkpoint)
-    if (p / "dit").is_dir() and (p / "config.json").is_file():
-        pipe = load_pipeline(p, cache=False)
-        model, cfg, codec, step = pipe.model, pipe.config, pipe.codec, pipe.meta.get("step")
-    elif (p / "checkpoints").is_dir():
-        model, cfg, meta = load_dit_checkpoint(p)
-        vae, stats = load_frozen_vae(cfg)
-        codec, step = LatentCodec(vae, stats), meta.get("step")
-    else:
-        raise FileNotFoundError(f"{checkpoint}: neither a pipeline folder (dit/ + config.json) "
-                                "nor a train-dit workdir (checkpoints/)")
+    model, cfg, step, codec = _load_text_to_video(checkpoint, str(checkpoint))
+    if codec is None:   # a workdir: the frozen VAE it trained on
+        codec = LatentCodec(*load_frozen_vae(cfg))
     t0 = time.perf_counter()
     val = dit_val_set(cfg, codec, model.text.tokenizer, n_clips, split=split)
     result = {"checkpoint": str(checkpoint), "step": step, "split": split, "n_clips": len(val["latents"]),
