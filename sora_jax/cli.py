@@ -187,7 +187,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     kwargs = {"n_clips": n, "split": args.split}
     if args.what == "prompts":
         kwargs.update(steps=args.steps, guidance=args.guidance, sampler=args.sampler, batch_size=args.batch_size,
-                      ceiling=not args.no_ceiling, expand=args.expand, shift=args.shift, vae_ceiling=args.vae_ceiling)
+                      ceiling=not args.no_ceiling, expand=args.expand, shift=args.shift, vae_ceiling=args.vae_ceiling,
+                      guidance_interval=args.guidance_interval)
     if args.what == "physics":
         fams = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
         kwargs.update(families=fams, ood=args.ood, report=args.report, steps=args.steps, guidance=args.guidance,
@@ -240,7 +241,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
     fn = resolve("generate")
     opts = {"steps": args.steps, "guidance": args.guidance, "sampler": args.sampler, "num_frames": args.frames,
-            "shift": args.shift, "negative_prompt": args.negative}
+            "shift": args.shift, "negative_prompt": args.negative, "guidance_interval": args.guidance_interval}
     if args.size:
         opts["height"], opts["width"] = parse_size(args.size)
     if args.config or args.set or args.variant:
@@ -314,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", metavar="HxW", help="frame size, e.g. 64x64 (default: what the model was trained for)")
     p.add_argument("--shift", type=float, help="timestep shift for sampling (default: the training config's)")
     p.add_argument("--negative", metavar="PROMPT", help="negative prompt (replaces the null text in guidance)")
+    p.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="guide only at noise levels in [LO, HI] (1 = pure noise, 0 = clean; default: every step)")
     p.add_argument("--first-frames", metavar="FILE",
                    help="image or video to continue (image-to-video); frames must have the generated size")
     p.add_argument("--condition-frames", type=int, metavar="N",
@@ -346,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
             e.add_argument("--sampler", help="euler | heun | ddim | dpmpp_2m")
             e.add_argument("--batch-size", type=int, default=8, help="prompts per generate call (default: %(default)s)")
             e.add_argument("--shift", type=float, help="sampling timestep shift (default: the checkpoint's)")
+            e.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
+                           help="guide only at noise levels in [LO, HI] (default: every step)")
             e.add_argument("--no-ceiling", action="store_true", help="skip scoring the ground-truth clips")
             e.add_argument("--vae-ceiling", action="store_true",
                            help="also score the ground-truth clips after a VAE round trip (the model's real ceiling)")

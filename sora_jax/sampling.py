@@ -88,6 +88,34 @@ def guidance_scales(guidance: Guidance, steps: int) -> np.ndarray:
     return scales
 
 
+def check_interval(interval: Sequence[float]) -> tuple[float, float]:
+    """Validate a guidance interval ``(lo, hi)``, ``0 <= lo < hi <= 1``; returns it as floats."""
+    try:
+        lo, hi = (float(v) for v in interval)
+    except (TypeError, ValueError):
+        raise ValueError(f"guidance_interval={interval!r}: need two numbers (lo, hi) with 0 <= lo < hi <= 1") from None
+    if not (0.0 <= lo < hi <= 1.0):
+        raise ValueError(f"guidance_interval={interval!r}: need 0 <= lo < hi <= 1 "
+                         "(noise levels: 1 = pure noise, 0 = clean)")
+    return lo, hi
+
+
+def interval_guidance(scale: float, timesteps: Sequence[float], schedule: DiffusionConfig,
+                      interval: Sequence[float]) -> np.ndarray:
+    """Per-step guidance that is ``scale`` only where the step starts inside ``interval``, else 1.
+
+    Guidance in a limited interval (Kynkaenniemi et al., 2024): the step from
+    ``timesteps[i]`` to ``timesteps[i + 1]`` is guided when its starting noise level
+    lies in ``[lo, hi]`` (1 = pure noise, 0 = clean; DDPM times are divided by
+    ``num_train_timesteps - 1``). Returns ``(len(timesteps) - 1,)`` scales for
+    :func:`sample`'s ``guidance``.
+    """
+    lo, hi = check_interval(interval)
+    ts = np.asarray(timesteps, np.float64)[:-1]
+    level = ts if schedule.objective == "flow" else ts / (schedule.num_train_timesteps - 1)
+    return np.where((level >= lo) & (level <= hi), float(scale), 1.0)
+
+
 def _stack(cond: dict, uncond: dict, batch: int) -> dict:
     if set(cond) != set(uncond):
         raise ValueError(f"cond keys {sorted(cond)} and uncond keys {sorted(uncond)} differ")

@@ -33,6 +33,19 @@ def test_a_clip_does_not_depend_on_its_batch(pipe):
     np.testing.assert_array_equal(batch[1], alone)
 
 
+def test_guidance_interval_switches_guidance_per_step(pipe):
+    kw = dict(steps=3, seed=5)
+    guided = pipe.generate("a red ball", guidance=5.0, **kw)
+    # an interval holding every step is plain guidance; one holding none is no guidance
+    np.testing.assert_array_equal(pipe.generate("a red ball", guidance=5.0, guidance_interval=(0, 1), **kw), guided)
+    unguided = pipe.generate("a red ball", guidance=1.0, **kw)
+    np.testing.assert_array_equal(
+        pipe.generate("a red ball", guidance=5.0, guidance_interval=(0.0, 0.01), **kw), unguided)
+    assert np.any(guided != unguided)
+    part = pipe.generate("a red ball", guidance=5.0, guidance_interval=(0.5, 1.0), **kw)
+    assert np.any(part != guided) and np.any(part != unguided)
+
+
 def test_callback_sees_every_step_and_decodes(pipe):
     seen = []
     final = pipe.generate("a ball", steps=3, seed=0, callback=seen.append)
@@ -78,6 +91,7 @@ def test_encode_decode_round_trip_shapes(pipe):
     (dict(guidance=-1.0), "guidance=-1.0"),
     (dict(seed=[1, 2]), "one per prompt"),
     (dict(shift=0.0), "shift=0.0"),
+    (dict(guidance_interval=(0.8, 0.2)), "guidance_interval"),
 ])
 def test_bad_arguments_are_named(pipe, bad, match):
     with pytest.raises(ValueError, match=match):

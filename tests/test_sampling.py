@@ -143,6 +143,25 @@ def test_guidance_schedule_is_applied_per_step():
                                S.sample(cond_denoiser, SHAPE, **kw), atol=1e-6)
 
 
+def test_interval_guidance_guides_only_steps_starting_inside():
+    flow = DiffusionConfig(objective="flow", shift=3.0)
+    ts = D.sampling_timesteps(flow, 10)
+    scales = S.interval_guidance(5.0, ts, flow, (0.2, 0.8))
+    assert scales.shape == (10,)
+    for t, g in zip(ts[:-1], scales):
+        assert g == (5.0 if 0.2 <= t <= 0.8 else 1.0), (t, g)
+    assert 1.0 in scales and 5.0 in scales
+    np.testing.assert_array_equal(S.interval_guidance(5.0, ts, flow, (0, 1)), np.full(10, 5.0))
+    # DDPM times are integers: the interval is on t / (num_train_timesteps - 1)
+    ddpm = DiffusionConfig(objective="eps", schedule="linear", num_train_timesteps=1000)
+    tsd = D.sampling_timesteps(ddpm, 4, spacing="linspace")          # 999, 749, 500, 250, then clean (-1)
+    np.testing.assert_array_equal(S.interval_guidance(3.0, tsd, ddpm, (0.6, 1.0)), [3.0, 3.0, 1.0, 1.0])
+    np.testing.assert_array_equal(S.interval_guidance(3.0, tsd, ddpm, (0.5, 1.0)), [3.0, 3.0, 3.0, 1.0])
+    for bad in [(0.5, 0.5), (-0.1, 0.5), (0.2, 1.5), (0.3,), "ab", None]:
+        with pytest.raises(ValueError, match="guidance_interval"):
+            S.interval_guidance(3.0, ts, flow, bad)
+
+
 def test_seeds_are_per_sample():
     cfg = DiffusionConfig(objective="flow")
     den = gaussian_denoiser(cfg, 0.2, 0.5)

@@ -37,7 +37,7 @@ class FakePipe:
         return clip
 
     def generate(self, prompt, *, num_frames=None, height=None, width=None, steps=25, guidance=4.0, sampler="euler",
-                 seed=0, shift=None, callback=None):
+                 seed=0, shift=None, callback=None, **extra):
         T, H, W = self.trained_size
         num_frames, height, width = num_frames or T, height or H, width or W
         if (num_frames - 1) % 4:
@@ -48,7 +48,7 @@ class FakePipe:
         prompts = [prompt] if single else list(prompt)
         seeds = [seed] * len(prompts) if isinstance(seed, int) else list(seed)
         self.calls.append((prompts, dict(num_frames=num_frames, steps=steps, guidance=guidance, sampler=sampler,
-                                         seed=seed, shift=shift)))
+                                         seed=seed, shift=shift, **extra)))
         latent = (len(prompts), 1 + (num_frames - 1) // 4, height // 8, width // 8, self.c)
         for i in range(steps):
             if callback is not None:
@@ -91,16 +91,20 @@ def test_every_knob_reaches_the_pipeline():
     app.sampler.value = "dpmpp_2m"
     app.frames.value = 9
     app.shift.value = 3.0
+    app.guidance_interval.value = (0.5, 1.0)
     app.button.click()
     _, kw = pipe.calls[-1]
-    assert kw == dict(num_frames=9, steps=4, guidance=6.5, sampler="dpmpp_2m", seed=0, shift=3.0)
+    assert kw == dict(num_frames=9, steps=4, guidance=6.5, sampler="dpmpp_2m", seed=0, shift=3.0,
+                      guidance_interval=(0.5, 1.0))
     assert app.clip.shape[0] == 9
     assert "trained on 5 frames" in app.status.value                      # the app says the size is off-distribution
     assert app.state()["warnings"] and "trained for 5" in app.state()["warnings"][0]
     # from code, the same: keyword arguments set the widgets
-    out = app.generate("a green ball", steps=2, seed=3, frames=5, shift=1.0, sampler="euler", guidance=1.0)
+    out = app.generate("a green ball", steps=2, seed=3, frames=5, shift=1.0, sampler="euler", guidance=1.0,
+                       guidance_interval=(0, 1))
     assert pipe.calls[-1] == (["a green ball"], dict(num_frames=5, steps=2, guidance=1.0, sampler="euler", seed=3,
                                                      shift=None))          # back at the model's default shift
+                                                                           # and guiding every step
     assert app.seed.value == 3 and app.prompt.value == "a green ball" and out["clip"][0, 0, 0, 0] == 3
     assert "shift 1 (the model default)" in app.status.value
 
@@ -157,6 +161,9 @@ def test_bad_values_raise_from_code_and_show_in_the_status_from_widgets():
         app.generate(steps=0)
     with pytest.raises(ValueError, match="guidance"):
         app.generate(guidance=-1.0)
+    for bad in [(0.7, 0.2), (0.0, 1.5), "ab"]:
+        with pytest.raises(ValueError, match="guidance_interval"):
+            app.generate(guidance_interval=bad)
     with pytest.raises(ValueError, match="scrub"):
         app.scrub(0)
     app = Q.quickstart_app(pipe, frames=(5, 7))                            # a frame count the model cannot make

@@ -905,7 +905,8 @@ def evaluate_prompts(checkpoint: Any, *, n_clips: int = SUITE_SIZE, split: str =
                      json_out: str | os.PathLike | None = None, progress: bool = True, ceiling: bool = True,
                      suite: str | os.PathLike | Sequence[Mapping[str, Any]] | None = None, expand: bool = False,
                      tol: float = DEFAULT_TOL, shift: float | None = None,
-                     vae_ceiling: bool = False) -> dict[str, Any]:
+                     vae_ceiling: bool = False,
+                     guidance_interval: tuple[float, float] | None = None) -> dict[str, Any]:
     """Generate the held-out prompt suite with a model and score every clip; print and return the rates.
 
     ``checkpoint``: a checkpoint folder (loaded with
@@ -915,8 +916,9 @@ def evaluate_prompts(checkpoint: Any, *, n_clips: int = SUITE_SIZE, split: str =
     scores only the ground truth. ``n_clips``: the first ``n_clips`` suite
     prompts (the committed suite for ``split="test"`` and up to 256; else built
     with :func:`build_suite`). ``steps``/``guidance``/``sampler``: passed to
-    ``generate`` when given (else the pipeline's defaults), and so is ``shift``
-    (the sampling timestep shift). ``vae_ceiling``: also score each ground-truth
+    ``generate`` when given (else the pipeline's defaults), and so are ``shift``
+    (the sampling timestep shift) and ``guidance_interval`` (guide only at noise
+    levels in ``(lo, hi)``). ``vae_ceiling``: also score each ground-truth
     clip after a VAE encode + decode (``pipe.reconstruct``) -- the best this model
     family could score, since the DiT only ever produces VAE latents. ``expand``: feed the
     model :func:`~sora_jax.world.expand_prompt` of each prompt (scoring still
@@ -941,7 +943,9 @@ def evaluate_prompts(checkpoint: Any, *, n_clips: int = SUITE_SIZE, split: str =
                   "source": str(suite) if isinstance(suite, (str, os.PathLike)) else
                   ("rows" if suite is not None else ("committed" if split == "test" and len(rows) <= SUITE_SIZE
                                                      else "build_suite"))},
-        "settings": {"steps": steps, "guidance": guidance, "sampler": sampler, "shift": shift, "expand": expand, "tol": tol,
+        "settings": {"steps": steps, "guidance": guidance, "sampler": sampler, "shift": shift,
+                     "guidance_interval": list(guidance_interval) if guidance_interval is not None else None,
+                     "expand": expand, "tol": tol,
                      "batch_size": batch_size},
         "targets": dict(PROMPT_TARGETS),
     }
@@ -959,8 +963,8 @@ def evaluate_prompts(checkpoint: Any, *, n_clips: int = SUITE_SIZE, split: str =
         result.update(checkpoint=name, clip_size=size)
         if vae_ceiling and not hasattr(pipe, "reconstruct"):     # before the slow part, not after it
             raise ValueError(f"vae_ceiling=True: {name} has no reconstruct(video) method")
-        kw = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("sampler", sampler), ("shift", shift))
-              if v is not None}
+        kw = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("sampler", sampler), ("shift", shift),
+                                ("guidance_interval", guidance_interval)) if v is not None}
         if expand:
             from sora_jax.world import expand_prompt
         model_scores = []

@@ -3,7 +3,8 @@
 :func:`quickstart_app` builds an ipywidgets app around a loaded text-to-video pipeline:
 
 * a prompt box and a **Generate** button;
-* sliders for steps, guidance, seed, frames and timestep shift, and a sampler dropdown;
+* sliders for steps, guidance (and the range of noise levels where it applies), seed,
+  frames and timestep shift, and a sampler dropdown;
 * the clip, shown with mediapy;
 * a **denoising** slider that scrubs through the sampler's steps: for each step, the
   noisy latent ``x_t`` the sampler held and the clean clip the model predicted from it
@@ -12,7 +13,7 @@
 
 Like the rest of :mod:`sora_jax.viz`, this module never imports the model. The pipeline is
 passed in and used duck-typed: ``pipe.generate(prompt, *, num_frames, steps, guidance,
-sampler, seed, shift, callback)``, ``pipe.decode(latents)`` and ``pipe.trained_size``
+sampler, seed, shift, callback[, guidance_interval])``, ``pipe.decode(latents)`` and ``pipe.trained_size``
 (``sora_jax.pipeline.Pipeline`` has all three). ``pipe.config.vae.temporal_factor`` and
 ``pipe.config.diffusion.shift`` are read when present (valid frame counts, the default
 shift). So the tests can drive the app with a fake pipeline.
@@ -123,6 +124,8 @@ class QuickstartApp:
         self.shift = w.FloatSlider(value=self.default_shift, min=0.25, max=8.0, step=0.25, description="shift",
                                    continuous_update=False)
         self.sampler = w.Dropdown(options=samplers, value=defaults["sampler"], description="sampler")
+        self.guidance_interval = w.FloatRangeSlider(value=(0.0, 1.0), min=0.0, max=1.0, step=0.05,
+                                                    description="guide at t", continuous_update=False)
         self.progress = w.IntProgress(value=0, min=0, max=1, description="", layout=w.Layout(width="20em"))
         self.status = w.HTML()
         self.video_html = w.HTML()
@@ -135,7 +138,7 @@ class QuickstartApp:
         self.grid_button = w.Button(description="Seed grid", icon="th")
         self.grid_html = w.HTML()
 
-        knobs = w.HBox([w.VBox([self.steps, self.guidance, self.seed]),
+        knobs = w.HBox([w.VBox([self.steps, self.guidance, self.guidance_interval, self.seed]),
                         w.VBox([self.frames, self.shift, self.sampler])])
         self.widget = w.VBox([
             w.HBox([self.prompt, self.button]), knobs, w.HBox([self.progress, self.status]), self.video_html,
@@ -152,14 +155,18 @@ class QuickstartApp:
     # -- driving the app ----------------------------------------------------------
     def generate(self, prompt: str | None = None, *, steps: int | None = None, guidance: float | None = None,
                  seed: int | None = None, frames: int | None = None, shift: float | None = None,
-                 sampler: str | None = None) -> dict[str, Any]:
+                 sampler: str | None = None,
+                 guidance_interval: tuple[float, float] | None = None) -> dict[str, Any]:
         """Set any of the controls, generate a clip (what the Generate button does) and show it.
+
+        ``guidance_interval``: the noise levels ``(lo, hi)`` where guidance applies (1 = pure
+        noise, 0 = clean); the pipeline is only asked for it when it is not ``(0, 1)``.
 
         Returns :meth:`state`. A bad value raises ``ValueError`` (from a widget click the
         message is shown in the status line instead).
         """
         self._set(prompt=prompt, steps=steps, guidance=guidance, seed=seed, frames=frames, shift=shift,
-                  sampler=sampler)
+                  sampler=sampler, guidance_interval=guidance_interval)
         settings = self._settings()
         traj: dict[str, list] = {"x": [], "denoised": [], "t": []}
         self.progress.max, self.progress.value = settings["steps"], 0
@@ -295,6 +302,15 @@ class QuickstartApp:
             raise ValueError(f"guidance={values['guidance']!r}: must be in {self.guidance.min:g}..{self.guidance.max:g}")
         if values["shift"] is not None and not self.shift.min <= float(values["shift"]) <= self.shift.max:
             raise ValueError(f"shift={values['shift']!r}: must be in {self.shift.min:g}..{self.shift.max:g}")
+        gi = values.get("guidance_interval")
+        if gi is not None:
+            try:
+                lo, hi = (float(v) for v in gi)
+            except (TypeError, ValueError):
+                lo = hi = float("nan")
+            if not 0.0 <= lo < hi <= 1.0:
+                raise ValueError(f"guidance_interval={gi!r}: need (lo, hi) with 0 <= lo < hi <= 1")
+            values["guidance_interval"] = (lo, hi)
         if values["frames"] is not None and values["frames"] not in self.frames.options:
             raise ValueError(f"frames={values['frames']!r}: valid: {', '.join(map(str, self.frames.options))}")
         if values["sampler"] is not None and values["sampler"] not in self.sampler.options:
@@ -312,6 +328,9 @@ class QuickstartApp:
                "guidance": float(self.guidance.value), "sampler": self.sampler.value, "seed": int(self.seed.value)}
         if float(self.shift.value) != self.default_shift:
             out["shift"] = float(self.shift.value)
+        lo, hi = (float(v) for v in self.guidance_interval.value)
+        if (lo, hi) != (0.0, 1.0):
+            out["guidance_interval"] = (lo, hi)
         return out
 
     def _guard(self, action: Any) -> None:
