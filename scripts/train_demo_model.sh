@@ -18,6 +18,7 @@
 #   8. leg 4: from leg 3's export, 6,000 steps with timestep shift 3 in training and sampling
 #      (LEG4=0 skips it), export again
 #   9. leg 5: the same as leg 4 once more, from leg 4's export (LEG5=0 skips it), export again
+#  10. leg 6: the same again, from leg 5's export (LEG6=0 skips it), export again
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 RUNS=${RUNS:-$HOME/sora_jax_runs}
@@ -51,7 +52,7 @@ if [ "${LONGER:-1}" = 1 ]; then
 # once leg 3 has started it owns data/demo (it resumes from its own checkpoints, not from data/demo)
 [ -d "$RUNS/dit_leg3/checkpoints" ] || "$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_longer', 'data/demo'))"
 fi
-# Legs 3-5 continue the previous leg's export with a fresh optimiser and cosine. Same config and seed,
+# Legs 3-6 continue the previous leg's export with a fresh optimiser and cosine. Same config and seed,
 # hence the same 32,768 clips: each reuses the previous leg's encoded cache (hard links) instead of
 # ~20 min of encoding, and exports to data/demo unless the next leg has started (that leg owns it).
 #   continue_leg <this run> <previous run> <next run or ""> [train-dit options]
@@ -68,5 +69,6 @@ continue_leg() {
 }
 if [ "${LEG3:-1}" = 1 ]; then continue_leg dit_leg3 dit_longer dit_leg4 --set train.steps=6500; fi
 if [ "${LEG4:-1}" = 1 ]; then continue_leg dit_leg4 dit_leg3 dit_leg5 --set train.steps=6000 --set diffusion.shift=3.0; fi
-if [ "${LEG5:-1}" = 1 ]; then continue_leg dit_leg5 dit_leg4 "" --set train.steps=6000 --set diffusion.shift=3.0; fi
+if [ "${LEG5:-1}" = 1 ]; then continue_leg dit_leg5 dit_leg4 dit_leg6 --set train.steps=6000 --set diffusion.shift=3.0; fi
+if [ "${LEG6:-1}" = 1 ]; then continue_leg dit_leg6 dit_leg5 "" --set train.steps=6000 --set diffusion.shift=3.0; fi
 echo "demo model written to data/demo; try: make demo"
