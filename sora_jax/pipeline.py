@@ -386,7 +386,7 @@ class Pipeline:
             that start at a noise level in ``[lo, hi]`` (1 = pure noise, 0 = clean) and use
             the conditional prediction alone elsewhere (Kynkaenniemi et al., 2024). ``None``
             (default): guide every step. On the demo model, ``(0, 0.75)`` -- no guidance
-            where the noise is heaviest -- costs about 13 points of colour accuracy:
+            where the noise is heaviest -- costs about 12 points of colour accuracy:
             the prompt's colours are settled at the start of sampling.
           first_frames: uint8 ``(c, H, W, 3)`` (same start for every prompt) or
             ``(b, c, H, W, 3)``, ``c = 1 + 4k < num_frames``: continue these frames
