@@ -193,7 +193,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
         fams = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
         kwargs.update(families=fams, ood=args.ood, report=args.report, steps=args.steps, guidance=args.guidance,
                       sampler=args.sampler, seed=args.seed, batch_size=args.batch_size,
-                      condition_frames=args.condition_frames, shift=args.shift, json_out=args.out)
+                      condition_frames=args.condition_frames, shift=args.shift, json_out=args.out,
+                      guidance_interval=args.guidance_interval)
     result = fn(args.checkpoint, **kwargs)
     if args.what == "physics":
         from sora_jax.analysis import format_table
@@ -363,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
             e.add_argument("--guidance", type=float, help="guidance scale (default: the pipeline's)")
             e.add_argument("--sampler", help="euler | heun | ddim | dpmpp_2m")
             e.add_argument("--shift", type=float, help="sampling timestep shift (default: the checkpoint's)")
+            e.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
+                           help="guide only at noise levels in [LO, HI] (default: every step)")
             e.add_argument("--seed", type=int, default=0, help="generation seed of the first clip (default: %(default)s)")
             e.add_argument("--batch-size", type=int, default=8, help="clips per generate call (default: %(default)s)")
             e.add_argument("--condition-frames", type=int, default=0,

@@ -102,6 +102,19 @@ def test_eval_prompts_passes_sampling_options_through(monkeypatch, capsys):
     assert kw["guidance_interval"] == [0.5, 1.0]
 
 
+def test_eval_physics_passes_sampling_options_through(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(data, "fake_physics", lambda ckpt, **kw: calls.append((ckpt, kw)) or {"table": {}},
+                        raising=False)
+    monkeypatch.setitem(cli.TARGETS, "eval physics", "sora_jax.data:fake_physics")
+    monkeypatch.setattr("sora_jax.analysis.format_table", lambda result: "table")
+    code, out, _ = run(["eval", "physics", "--checkpoint", "ck", "--n", "4", "--shift", "2",
+                        "--guidance-interval", "0", "0.75"], capsys)
+    assert code == 0
+    (ckpt, kw), = calls
+    assert ckpt == "ck" and kw["n_clips"] == 4 and kw["shift"] == 2.0 and kw["guidance_interval"] == [0.0, 0.75]
+
+
 def test_world_export_writes_a_small_split(tmp_path, capsys):
     out = tmp_path / "split"
     code, stdout, err = run(["world", "export", "--config", f"{WORLD}:tiny", "--set", CALM, "--split", "val", "--n", "3",
