@@ -30,7 +30,9 @@ coefficients are computed once on the host in float64 (:func:`coefficients`).
 
 Guidance (Ho & Salimans 2022) is done here, never in the model: ``cond`` and ``uncond``
 are stacked into one batch of ``2b``, and ``D = D_u + w (D_c - D_u)``. ``w`` can change
-with the step (a function of the step index). The result is the same whether it is
+with the step (a function of the step index, or a list); :func:`interval_guidance` builds
+the list for guidance in a limited interval of noise levels (Kynkaenniemi et al. 2024),
+which the pipeline exposes as ``guidance_interval=(lo, hi)``. The result is the same whether it is
 applied to the denoised estimate or to the velocity / noise prediction, since those
 are affine in ``D`` at fixed ``(x, t)``.
 
