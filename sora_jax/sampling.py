@@ -40,7 +40,8 @@ Per-sample seeds: sample ``j`` starts from ``normal(fold_in(key, sample_index + 
 so a sample does not change when the batch size does. ``noise=`` replaces that draw.
 
 The step is jitted (no host syncs inside). Without a callback the whole loop is one
-``lax.scan``; with one, a Python loop runs the jitted step and calls
+``lax.scan`` (one per run of guided / unguided steps: a step whose guidance is 1 skips the
+unconditional half of the batch, so guiding only part of the way also costs less); with one, a Python loop runs the jitted step and calls
 ``callback(dict(x=..., i=..., t=..., denoised=...))`` after every step with the step's
 input ``x`` at time ``t`` and its denoised estimate (device arrays: converting them to
 numpy is the callback's choice, and syncs).
@@ -225,12 +226,23 @@ def _one_step(apply, sampler, use_cfg, state, carry, per_step, cond, uncond, kno
 
 
 @partial(jax.jit, static_argnames=("apply", "sampler", "use_cfg"))
-def _all_steps(apply, sampler, use_cfg, state, x, per_step, cond, uncond, known):
+def _run_steps(apply, sampler, use_cfg, state, carry, per_step, cond, uncond, known):
+    """A run of steps as one ``lax.scan``; ``carry = (x, previous denoised)`` in and out."""
     def body(carry, ps):
         return _step_impl(apply, sampler, use_cfg, state, carry, ps, cond, uncond, known), None
 
-    (x, _), _ = jax.lax.scan(body, (x, jnp.zeros_like(x)), per_step)
-    return x
+    carry, _ = jax.lax.scan(body, carry, per_step)
+    return carry
+
+
+def _runs(guided: np.ndarray) -> list[tuple[int, int, bool]]:
+    """Split the steps into maximal runs ``(start, stop, guided)`` of equal ``guided``."""
+    runs, start = [], 0
+    for i in range(1, len(guided) + 1):
+        if i == len(guided) or guided[i] != guided[start]:
+            runs.append((start, i, bool(guided[start])))
+            start = i
+    return runs
 
 
 def _with_known(d: Array, known) -> Array:
@@ -386,12 +398,19 @@ def sample(
         jnp.asarray(coefs, jnp.float32),
         jnp.asarray(scales, jnp.float32),
     )
+    # steps with guidance 1 skip the unconditional half of the batch (D = D_c exactly)
+    guided = scales != 1.0
     if callback is None:
-        return _all_steps(apply, sampler, use_cfg, state, x, per_step, cond, uncond, known)
+        carry = (x, jnp.zeros_like(x))
+        for start, stop, g in _runs(guided):
+            run = jax.tree.map(lambda a: a[start:stop], per_step)
+            carry = _run_steps(apply, sampler, g, state, carry, run, cond, uncond if g else None, known)
+        return carry[0]
     d_prev = jnp.zeros_like(x)
     for i in range(steps):
         step_i = jax.tree.map(lambda a: a[i], per_step)
-        x_next, d = _one_step(apply, sampler, use_cfg, state, (x, d_prev), step_i, cond, uncond, known)
+        g = bool(guided[i])
+        x_next, d = _one_step(apply, sampler, g, state, (x, d_prev), step_i, cond, uncond if g else None, known)
         callback(dict(x=x, i=i, t=step_i[0], denoised=d))
         x, d_prev = x_next, d
     return x

@@ -162,6 +162,29 @@ def test_interval_guidance_guides_only_steps_starting_inside():
             S.interval_guidance(3.0, ts, flow, bad)
 
 
+@pytest.mark.parametrize("sampler", S.SAMPLERS)
+def test_unguided_steps_skip_the_unconditional_pass(sampler):
+    """Guidance 1 on some steps: those run on the b conditional rows only, and the result is the
+    same as stepping one at a time (the callback path), so runs hand over x and the previous D."""
+    cfg = DiffusionConfig(objective="flow", shift=3.0)
+    cond, uncond = {"label": jnp.array([1.0, -2.0])}, {"label": jnp.zeros((1,))}
+    batches = []
+
+    def counting(x, t, label):
+        batches.append(x.shape[0])                     # at trace time: once per compiled run
+        return cond_denoiser(x, t, label=label)
+
+    schedule = [4.0, 4.0, 1.0, 1.0, 3.0]
+    kw = dict(schedule=cfg, steps=5, key=jax.random.key(1), cond=cond, uncond=uncond, guidance=schedule, sampler=sampler)
+    fast = S.sample(counting, SHAPE, **kw)
+    assert set(batches) == {2 * SHAPE[0], SHAPE[0]}
+    stepwise = S.sample(cond_denoiser, SHAPE, callback=lambda d: None, **kw)
+    np.testing.assert_allclose(fast, stepwise, atol=1e-5)
+    batches.clear()
+    S.sample(counting, SHAPE, **dict(kw, guidance=4.0))
+    assert set(batches) == {2 * SHAPE[0]}
+
+
 def test_seeds_are_per_sample():
     cfg = DiffusionConfig(objective="flow")
     den = gaussian_denoiser(cfg, 0.2, 0.5)
