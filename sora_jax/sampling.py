@@ -39,9 +39,10 @@ are affine in ``D`` at fixed ``(x, t)``.
 Per-sample seeds: sample ``j`` starts from ``normal(fold_in(key, sample_index + j))``,
 so a sample does not change when the batch size does. ``noise=`` replaces that draw.
 
-The step is jitted (no host syncs inside). Without a callback the whole loop is one
-``lax.scan`` (one per run of guided / unguided steps: a step whose guidance is 1 skips the
-unconditional half of the batch, so guiding only part of the way also costs less); with one, a Python loop runs the jitted step and calls
+The step is jitted (no host syncs inside). Without a callback the loop is a
+``lax.scan`` -- one per run of consecutive guided or unguided steps, usually one in all: a
+step whose guidance is 1 skips the unconditional half of the batch, so guiding only part of
+the way also costs less. With a callback, a Python loop runs the jitted step and calls
 ``callback(dict(x=..., i=..., t=..., denoised=...))`` after every step with the step's
 input ``x`` at time ``t`` and its denoised estimate (device arrays: converting them to
 numpy is the callback's choice, and syncs).
