@@ -46,10 +46,10 @@ from jaxtyping import Array, Bool, Float
 
 from sora_jax import vae as vae_lib
 from sora_jax.config import Config, DiffusionConfig, from_dict, to_dict
-from sora_jax.diffusion import Denoiser, sampling_timesteps, shift_factor
+from sora_jax.diffusion import Denoiser, shift_factor
 from sora_jax.dit import VideoDiT
 from sora_jax.patches import grid_shape
-from sora_jax.sampling import SAMPLERS, check_interval, initial_noise, interval_guidance, sample
+from sora_jax.sampling import SAMPLERS, check_interval, initial_noise, sample
 from sora_jax.text import TextEncoder
 
 FORMAT_VERSION = 1
@@ -448,11 +448,8 @@ class Pipeline:
         if callback is not None:
             def cb(d):
                 callback(dict(d, steps=int(steps)))
-        scales = float(guidance)
-        if guidance_interval is not None:
-            ts = sampling_timesteps(schedule, int(steps), num_tokens=n_tokens)
-            scales = interval_guidance(guidance, ts, schedule, guidance_interval)
-        z = sample(denoiser, (b, *latent), sampler=sampler, steps=int(steps), guidance=scales,
+        z = sample(denoiser, (b, *latent), sampler=sampler, steps=int(steps), guidance=float(guidance),
+                   guidance_interval=guidance_interval,
                    cond=cond, uncond=uncond, noise=noise, num_tokens=n_tokens, known=known,
                    known_mask=known_mask, callback=cb)
         video = self.decode(z)

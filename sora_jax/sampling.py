@@ -30,9 +30,9 @@ coefficients are computed once on the host in float64 (:func:`coefficients`).
 
 Guidance (Ho & Salimans 2022) is done here, never in the model: ``cond`` and ``uncond``
 are stacked into one batch of ``2b``, and ``D = D_u + w (D_c - D_u)``. ``w`` can change
-with the step (a function of the step index, or a list); :func:`interval_guidance` builds
-the list for guidance in a limited interval of noise levels (Kynkaenniemi et al. 2024),
-which the pipeline exposes as ``guidance_interval=(lo, hi)``. The result is the same whether it is
+with the step (a function of the step index, or a list), and ``guidance_interval=(lo, hi)``
+keeps it only on the steps that start at a noise level in ``[lo, hi]`` (guidance in a
+limited interval, Kynkaenniemi et al. 2024; :func:`interval_guidance`). The result is the same whether it is
 applied to the denoised estimate or to the velocity / noise prediction, since those
 are affine in ``D`` at fixed ``(x, t)``.
 
@@ -104,9 +104,10 @@ def check_interval(interval: Sequence[float]) -> tuple[float, float]:
     return lo, hi
 
 
-def interval_guidance(scale: float, timesteps: Sequence[float], schedule: DiffusionConfig,
+def interval_guidance(scale: float | np.ndarray, timesteps: Sequence[float], schedule: DiffusionConfig,
                       interval: Sequence[float]) -> np.ndarray:
-    """Per-step guidance that is ``scale`` only where the step starts inside ``interval``, else 1.
+    """Per-step guidance that is ``scale`` (a number or one per step) only where the step starts
+    inside ``interval``, else 1.
 
     Guidance in a limited interval (Kynkaenniemi et al., 2024): the step from
     ``timesteps[i]`` to ``timesteps[i + 1]`` is guided when its starting noise level
@@ -117,7 +118,7 @@ def interval_guidance(scale: float, timesteps: Sequence[float], schedule: Diffus
     lo, hi = check_interval(interval)
     ts = np.asarray(timesteps, np.float64)[:-1]
     level = ts if schedule.objective == "flow" else ts / (schedule.num_train_timesteps - 1)
-    return np.where((level >= lo) & (level <= hi), float(scale), 1.0)
+    return np.where((level >= lo) & (level <= hi), np.asarray(scale, np.float64), 1.0)
 
 
 def _stack(cond: dict, uncond: dict, batch: int) -> dict:
@@ -294,6 +295,7 @@ def sample(
     sampler: str = "euler",
     steps: int = 30,
     guidance: Guidance = 1.0,
+    guidance_interval: Sequence[float] | None = None,
     cond: dict | None = None,
     uncond: dict | None = None,
     schedule: DiffusionConfig | None = None,
@@ -316,8 +318,11 @@ def sample(
       sampler: one of :data:`SAMPLERS`.
       steps: number of steps ``N`` (denoiser calls: ``N``, Heun ``2N - 1``; doubled batch with guidance).
       guidance: classifier-free guidance weight: a number, a sequence of ``N``, or
-        ``fn(step_index) -> float``. Anything other than all-ones needs ``uncond``; with
-        all-ones the unconditional pass is skipped (half the compute).
+        ``fn(step_index) -> float``. Anything other than all-ones needs ``uncond``; steps
+        with guidance 1 skip the unconditional pass (half their compute).
+      guidance_interval: ``(lo, hi)`` in ``[0, 1]``: guide only the steps that start at a
+        noise level in ``[lo, hi]`` (1 = pure noise; DDPM times over ``num_train_timesteps - 1``),
+        guidance 1 elsewhere (:func:`interval_guidance`). ``None``: every step as ``guidance`` says.
       cond / uncond: keyword arrays for the denoiser (e.g. ``text``, ``text_mask``), batch
         ``b``; ``uncond`` leaves may have batch 1.
       schedule: the objective (``DiffusionConfig``); defaults to ``denoiser.cfg``.
@@ -363,6 +368,8 @@ def sample(
         raise ValueError(f"the time grid must end where sigma = 0 (clean); it ends at t={ts[-1]} (sigma={sigma[-1]:.3g})")
     coefs = coefficients(sampler, alpha, sigma)
     scales = guidance_scales(guidance, steps)
+    if guidance_interval is not None:
+        scales = interval_guidance(scales, ts, schedule, guidance_interval)
     use_cfg = bool(np.any(scales != 1.0))
     if use_cfg and uncond is None:
         raise ValueError(f"guidance {scales.max():g} != 1 needs uncond= (the unconditional inputs, e.g. the null text)")

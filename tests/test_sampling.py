@@ -160,6 +160,14 @@ def test_interval_guidance_guides_only_steps_starting_inside():
     for bad in [(0.5, 0.5), (-0.1, 0.5), (0.2, 1.5), (0.3,), "ab", None]:
         with pytest.raises(ValueError, match="guidance_interval"):
             S.interval_guidance(3.0, ts, flow, bad)
+    # sample() applies it on its own time grid, on top of a per-step schedule
+    cond, uncond = {"label": jnp.array([1.0, -2.0])}, {"label": jnp.zeros((1,))}
+    kw = dict(schedule=flow, steps=10, key=jax.random.key(0), cond=cond, uncond=uncond)
+    ramp = list(np.linspace(2.0, 6.0, 10))
+    np.testing.assert_array_equal(S.sample(cond_denoiser, SHAPE, guidance=ramp, guidance_interval=(0.2, 0.8), **kw),
+                                  S.sample(cond_denoiser, SHAPE, guidance=np.where(scales == 5.0, ramp, 1.0), **kw))
+    with pytest.raises(ValueError, match="guidance_interval"):
+        S.sample(cond_denoiser, SHAPE, guidance=3.0, guidance_interval=(0.9, 0.1), **kw)
 
 
 @pytest.mark.parametrize("sampler", S.SAMPLERS)
