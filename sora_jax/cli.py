@@ -188,13 +188,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if args.what == "prompts":
         kwargs.update(steps=args.steps, guidance=args.guidance, sampler=args.sampler, batch_size=args.batch_size,
                       ceiling=not args.no_ceiling, expand=args.expand, shift=args.shift, vae_ceiling=args.vae_ceiling,
-                      guidance_interval=args.guidance_interval)
+                      guidance_interval=args.guidance_interval, eta=args.eta)
     if args.what == "physics":
         fams = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
         kwargs.update(families=fams, ood=args.ood, report=args.report, steps=args.steps, guidance=args.guidance,
                       sampler=args.sampler, seed=args.seed, batch_size=args.batch_size,
                       condition_frames=args.condition_frames, shift=args.shift, json_out=args.out,
-                      guidance_interval=args.guidance_interval)
+                      guidance_interval=args.guidance_interval, eta=args.eta)
     result = fn(args.checkpoint, **kwargs)
     if args.what == "physics":
         from sora_jax.analysis import format_table
@@ -242,7 +242,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
     fn = resolve("generate")
     opts = {"steps": args.steps, "guidance": args.guidance, "sampler": args.sampler, "num_frames": args.frames,
-            "shift": args.shift, "negative_prompt": args.negative, "guidance_interval": args.guidance_interval}
+            "shift": args.shift, "negative_prompt": args.negative, "guidance_interval": args.guidance_interval,
+            "eta": args.eta}
     if args.size:
         opts["height"], opts["width"] = parse_size(args.size)
     if args.config or args.set or args.variant:
@@ -318,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--negative", metavar="PROMPT", help="negative prompt (replaces the null text in guidance)")
     p.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
                    help="guide only at noise levels in [LO, HI] (1 = pure noise, 0 = clean; default: every step)")
+    p.add_argument("--eta", type=float, help="sampling stochasticity in [0, 1] for euler/ddim: "
+                   "0 = deterministic, 1 = ancestral (fresh noise every step); default: the checkpoint's "
+                   "(meta.json sampling.eta, else 0)")
     p.add_argument("--first-frames", metavar="FILE",
                    help="image or video to continue (image-to-video); frames must have the generated size")
     p.add_argument("--condition-frames", type=int, metavar="N",
@@ -352,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
             e.add_argument("--shift", type=float, help="sampling timestep shift (default: the checkpoint's)")
             e.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
                            help="guide only at noise levels in [LO, HI] (default: every step)")
+            e.add_argument("--eta", type=float, help="sampling stochasticity in [0, 1] for euler/ddim: "
+                           "0 = deterministic, 1 = ancestral (fresh noise every step); default: the checkpoint's "
+                           "(meta.json sampling.eta, else 0)")
             e.add_argument("--no-ceiling", action="store_true", help="skip scoring the ground-truth clips")
             e.add_argument("--vae-ceiling", action="store_true",
                            help="also score the ground-truth clips after a VAE round trip (the model's real ceiling)")
@@ -366,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
             e.add_argument("--shift", type=float, help="sampling timestep shift (default: the checkpoint's)")
             e.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
                            help="guide only at noise levels in [LO, HI] (default: every step)")
+            e.add_argument("--eta", type=float, help="sampling stochasticity in [0, 1] for euler/ddim: "
+                           "0 = deterministic, 1 = ancestral (fresh noise every step); default: the checkpoint's "
+                           "(meta.json sampling.eta, else 0)")
             e.add_argument("--seed", type=int, default=0, help="generation seed of the first clip (default: %(default)s)")
             e.add_argument("--batch-size", type=int, default=8, help="clips per generate call (default: %(default)s)")
             e.add_argument("--condition-frames", type=int, default=0,

@@ -4,7 +4,9 @@ A checkpoint folder (what ``export_pipeline`` in :mod:`sora_jax.train` writes; t
 shipped demo is ``data/demo``) holds::
 
     config.json        the full Config the DiT was trained with (world, vae, text, dit, diffusion, train)
-    meta.json          format version, training step, parameter counts
+    meta.json          format version, training step, parameter counts; optionally
+                       ``"sampling": {"eta": ...}``, the sampling stochasticity the
+                       model was evaluated with (``generate``'s default for it)
     vae/               the video autoencoder (params/, config.json, latent_stats.json)
     dit/params/        the text encoder + DiT weights (orbax, bf16 or float32)
 
@@ -49,7 +51,7 @@ from sora_jax.config import Config, DiffusionConfig, from_dict, to_dict
 from sora_jax.diffusion import Denoiser, shift_factor
 from sora_jax.dit import VideoDiT
 from sora_jax.patches import grid_shape
-from sora_jax.sampling import SAMPLERS, check_interval, initial_noise, sample
+from sora_jax.sampling import SAMPLERS, STOCHASTIC_SAMPLERS, check_interval, initial_noise, row_keys, sample
 from sora_jax.text import TextEncoder
 
 FORMAT_VERSION = 1
@@ -175,6 +177,7 @@ def load_pipeline(checkpoint: str | os.PathLike | None = None, *, cache: bool = 
     if version != FORMAT_VERSION:
         raise ValueError(f"checkpoint {str(path)!r} has format_version={version!r}; this sora_jax reads version "
                          f"{FORMAT_VERSION} (re-export it with sora_jax.train.export_pipeline)")
+    check_sampling_meta(meta.get("sampling"), f"checkpoint {str(path)!r}: meta.json")
     try:
         cfg = from_dict(Config, json.loads((path / "config.json").read_text()))
     except (TypeError, ValueError, KeyError) as e:
@@ -203,6 +206,20 @@ def load_pipeline(checkpoint: str | os.PathLike | None = None, *, cache: bool = 
                          f"(dit={cfg.dit}, text={cfg.text}): {problem}")
     model = nnx.merge(graphdef, state)
     return Pipeline(model, vae, cfg, stats, path=path, meta=meta)
+
+
+def check_sampling_meta(sampling: Any, where: str) -> dict:
+    """Validate a checkpoint's recommended sampling settings (``meta.json`` ``"sampling"``).
+
+    Only ``eta`` (a number in ``[0, 1]``) is known; ``None`` means none recorded."""
+    if sampling is None:
+        return {}
+    if not isinstance(sampling, dict) or set(sampling) - {"eta"}:
+        raise ValueError(f"{where}: 'sampling' must be an object with only the key 'eta', got {sampling!r}")
+    eta = sampling.get("eta", 0.0)
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
+        raise ValueError(f"{where}: sampling.eta={eta!r}; need a number in [0, 1]")
+    return dict(sampling)
 
 
 def default_checkpoint() -> Path:
@@ -293,6 +310,12 @@ class Pipeline:
         self.codec = LatentCodec(self.vae, self.latent_stats)
         self._warned: set = set()
 
+    @property
+    def default_eta(self) -> float:
+        """``generate``'s ``eta`` when none is given (with ``euler``/``ddim``): the checkpoint's
+        ``meta.json`` ``sampling.eta``, else 0 (deterministic)."""
+        return float((self.meta.get("sampling") or {}).get("eta", 0.0))
+
     # -- sizes ------------------------------------------------------------- #
 
     @property
@@ -369,6 +392,7 @@ class Pipeline:
         first_frames: np.ndarray | None = None,
         callback: Callable[[dict], None] | None = None,
         guidance_interval: tuple[float, float] | None = None,
+        eta: float | None = None,
     ) -> np.ndarray:
         """Generate clips. Returns uint8 ``(T, H, W, 3)`` for one prompt, ``(b, T, H, W, 3)`` for a list.
 
@@ -389,6 +413,11 @@ class Pipeline:
             where the noise is heaviest -- costs about 12 points of colour accuracy:
             the prompt's colours are settled at the start of sampling. Unguided steps skip
             the unconditional pass, so ``(0.75, 1)`` samples about 20% faster.
+          eta: stochasticity of the ``euler``/``ddim`` step in ``[0, 1]``: 0 integrates the
+            deterministic flow; 1 is ancestral sampling, which re-draws part of the noise at
+            every step from the clip's own seed (see :func:`sora_jax.sampling.sample`).
+            ``None`` (default): :attr:`default_eta`, what the checkpoint recommends, for
+            ``euler``/``ddim`` and 0 for the other samplers.
           first_frames: uint8 ``(c, H, W, 3)`` (same start for every prompt) or
             ``(b, c, H, W, 3)``, ``c = 1 + 4k < num_frames``: continue these frames
             (image-to-video with ``c = 1``; PhyWorld's protocol). They are encoded -- the
@@ -422,6 +451,12 @@ class Pipeline:
             raise ValueError(f"shift={shift!r}: need a number > 0 (1 = no shift)")
         if guidance_interval is not None:
             guidance_interval = check_interval(guidance_interval)
+        if eta is None:
+            eta = self.default_eta if sampler in STOCHASTIC_SAMPLERS else 0.0
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
+            raise ValueError(f"eta={eta!r}: need a number in [0, 1] (0 = deterministic, 1 = ancestral)")
+        if eta > 0 and sampler not in STOCHASTIC_SAMPLERS:
+            raise ValueError(f"eta={eta:g} needs sampler 'euler' or 'ddim' (got {sampler!r})")
 
         latent = self.latent_shape(num_frames, height, width)
         n_tokens = math.prod(grid_shape(latent[:3], self.config.dit.patch))
@@ -440,6 +475,7 @@ class Pipeline:
                     raise ValueError(f"negative_prompt: got {len(neg)} for {b} prompts")
                 uncond = dict(zip(("text", "text_mask"), self.encode_text(neg)))
         noise = jnp.concatenate([initial_noise(jax.random.key(int(s)), (1, *latent)) for s in seeds])
+        keys = jnp.stack([row_keys(jax.random.key(int(s)), 1)[0] for s in seeds])    # the keys of that noise
         known = known_mask = None
         if first_frames is not None:
             known, known_mask = self._first_frame_latents(first_frames, b, latent, num_frames, height, width)
@@ -449,7 +485,7 @@ class Pipeline:
             def cb(d):
                 callback(dict(d, steps=int(steps)))
         z = sample(denoiser, (b, *latent), sampler=sampler, steps=int(steps), guidance=float(guidance),
-                   guidance_interval=guidance_interval,
+                   guidance_interval=guidance_interval, eta=float(eta), keys=keys if eta > 0 else None,
                    cond=cond, uncond=uncond, noise=noise, num_tokens=n_tokens, known=known,
                    known_mask=known_mask, callback=cb)
         video = self.decode(z)

@@ -28,6 +28,16 @@ The samplers, with ``D_i`` the denoised estimate at step ``i``:
 ``euler``, ``ddim`` and ``dpmpp_2m`` are all ``x' = a_i x + b_i D_i + c_i D_{i-1}``; the
 coefficients are computed once on the host in float64 (:func:`coefficients`).
 
+Stochastic sampling (``eta > 0``, ``euler``/``ddim`` only): DDIM's ``eta`` (Song et al.
+2021). The step draws ``x'`` from a Gaussian around ``alpha' D`` whose variance is
+``eta^2`` times that of the true posterior ``q(x' | x, x0 = D)``,
+``v = sigma'^2 (1 - (alpha sigma')^2 / (alpha' sigma)^2)``:
+``x' = alpha' D + sqrt(sigma'^2 - eta^2 v) eps_hat + eta sqrt(v) z`` with fresh noise
+``z``. ``eta = 0`` is the deterministic step above; ``eta = 1`` is ancestral (DDPM)
+sampling, which replaces part of the sample by fresh noise each step and so can wash out
+an early mistake -- at the price of needing more steps. Any Gaussian path works: the
+formula only uses ``alpha`` and ``sigma``.
+
 Guidance (Ho & Salimans 2022) is done here, never in the model: ``cond`` and ``uncond``
 are stacked into one batch of ``2b``, and ``D = D_u + w (D_c - D_u)``. ``w`` can change
 with the step (a function of the step index, or a list), and ``guidance_interval=(lo, hi)``
@@ -65,6 +75,7 @@ from sora_jax.config import DiffusionConfig
 from sora_jax.diffusion import alpha_sigma_np, check, sampling_timesteps
 
 SAMPLERS = ("euler", "heun", "ddim", "dpmpp_2m")
+STOCHASTIC_SAMPLERS = ("euler", "ddim")       # the ones that take eta > 0
 Guidance = float | Sequence[float] | Callable[[int], float]
 
 
@@ -160,13 +171,14 @@ def guided(
 # --------------------------------------------------------------------------- #
 
 
-def coefficients(sampler: str, alpha: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """``(N, 7)`` per-step numbers: ``a, b, c`` of ``x' = a x + b D + c D_prev`` and, for Heun,
+def coefficients(sampler: str, alpha: np.ndarray, sigma: np.ndarray, eta: float = 0.0) -> np.ndarray:
+    """``(N, 8)`` per-step numbers: ``a, b, c`` of ``x' = a x + b D + c D_prev + n z``; for Heun,
     ``tau, tau', scale, scale'`` of the flow coordinates ``y = x / scale``, ``scale = alpha + sigma``,
-    ``tau = sigma / scale``.
+    ``tau = sigma / scale``; and ``n``, the standard deviation of the fresh noise ``z`` a
+    stochastic step (``eta > 0``) adds.
     """
     n = len(alpha) - 1
-    out = np.zeros((n, 7))
+    out = np.zeros((n, 8))
     lam = np.full(n + 1, -np.inf)
     pos = (alpha > 0) & (sigma > 0)
     lam[pos] = np.log(alpha[pos]) - np.log(sigma[pos])
@@ -176,6 +188,14 @@ def coefficients(sampler: str, alpha: np.ndarray, sigma: np.ndarray) -> np.ndarr
         if s_s <= 0:
             raise ValueError(f"time grid step {i} starts at sigma=0 (already clean); the grid must end there")
         a, b, c = s_t / s_s, a_t - s_t * a_s / s_s, 0.0          # first order (euler = ddim)
+        noise_std = 0.0
+        if eta > 0 and s_t > 0:
+            # posterior variance of x' given x and x0 = D: sigma'^2 (1 - (alpha sigma')^2 / (alpha' sigma)^2)
+            ratio = (a_s * s_t) / (a_t * s_s) if a_t > 0 else 1.0
+            var = s_t ** 2 * max(0.0, 1.0 - ratio ** 2)
+            noise_std = eta * np.sqrt(var)
+            keep = np.sqrt(max(0.0, s_t ** 2 - noise_std ** 2))      # the part of eps_hat that stays
+            a, b = keep / s_s, a_t - keep * a_s / s_s
         if sampler == "dpmpp_2m" and i > 0:
             last = i == n - 1
             lower_final = last and (n < 15 or s_t == 0)        # diffusers: lower_order_final
@@ -184,7 +204,7 @@ def coefficients(sampler: str, alpha: np.ndarray, sigma: np.ndarray) -> np.ndarr
                 r = h_prev / h
                 b, c = b * (1 + 0.5 / r), -b * 0.5 / r
         scale, scale_t = a_s + s_s, a_t + s_t
-        out[i] = (a, b, c, s_s / scale, s_t / scale_t, scale, scale_t)
+        out[i] = (a, b, c, s_s / scale, s_t / scale_t, scale, scale_t, noise_std)
     return out
 
 
@@ -223,15 +243,15 @@ class _Bound:
 
 
 @partial(jax.jit, static_argnames=("apply", "sampler", "use_cfg"))
-def _one_step(apply, sampler, use_cfg, state, carry, per_step, cond, uncond, known):
-    return _step_impl(apply, sampler, use_cfg, state, carry, per_step, cond, uncond, known)
+def _one_step(apply, sampler, use_cfg, state, carry, per_step, cond, uncond, known, rows):
+    return _step_impl(apply, sampler, use_cfg, state, carry, per_step, cond, uncond, known, rows)
 
 
 @partial(jax.jit, static_argnames=("apply", "sampler", "use_cfg"))
-def _run_steps(apply, sampler, use_cfg, state, carry, per_step, cond, uncond, known):
+def _run_steps(apply, sampler, use_cfg, state, carry, per_step, cond, uncond, known, rows):
     """A run of steps as one ``lax.scan``; ``carry = (x, previous denoised)`` in and out."""
     def body(carry, ps):
-        return _step_impl(apply, sampler, use_cfg, state, carry, ps, cond, uncond, known), None
+        return _step_impl(apply, sampler, use_cfg, state, carry, ps, cond, uncond, known, rows), None
 
     carry, _ = jax.lax.scan(body, carry, per_step)
     return carry
@@ -255,9 +275,15 @@ def _with_known(d: Array, known) -> Array:
     return mask * x0 + (1.0 - mask) * d
 
 
-def _step_impl(apply, sampler, use_cfg, state, carry, per_step, cond, uncond, known=None):
+def step_noise(keys: jax.Array, step: int | Array, shape: Sequence[int]) -> Float[Array, "b ..."]:
+    """The fresh noise ``z`` of stochastic step ``step``: row ``j`` is ``normal(fold_in(keys[j], step + 1))``
+    (its initial noise is ``normal(keys[j])``), so a clip's noise never depends on its batch."""
+    return jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, step + 1), tuple(shape[1:])))(keys)
+
+
+def _step_impl(apply, sampler, use_cfg, state, carry, per_step, cond, uncond, known=None, rows=None):
     x, d_prev = carry
-    t, t_next, coef, scale = per_step
+    t, t_next, coef, scale, index = per_step
     den = _Bound(apply, state)
     b_ = x.shape[0]
     tb, tnb = jnp.full((b_,), t), jnp.full((b_,), t_next)
@@ -273,6 +299,8 @@ def _step_impl(apply, sampler, use_cfg, state, carry, per_step, cond, uncond, kn
             return s_n * (y + 0.5 * (tau_n - tau) * slope)
 
         x_next = jax.lax.cond(tau_n > 0, correct, lambda xe: xe, x_next)
+    if rows is not None:                                            # stochastic step (eta > 0)
+        x_next = x_next + coef[7] * step_noise(rows, index, x.shape)
     return x_next, d
 
 
@@ -281,10 +309,15 @@ def _step_impl(apply, sampler, use_cfg, state, carry, per_step, cond, uncond, kn
 # --------------------------------------------------------------------------- #
 
 
+def row_keys(key: jax.Array, batch: int, sample_index: int = 0) -> jax.Array:
+    """``(batch,)`` per-sample keys ``fold_in(key, sample_index + j)``."""
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(sample_index + jnp.arange(batch))
+
+
 def initial_noise(key: jax.Array, shape: Sequence[int], sample_index: int = 0) -> Float[Array, "b ..."]:
-    """``(b, ...)`` standard normal noise; row ``j`` comes from ``fold_in(key, sample_index + j)``."""
-    idx = sample_index + jnp.arange(shape[0])
-    return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), tuple(shape[1:])))(idx)
+    """``(b, ...)`` standard normal noise; row ``j`` is ``normal(fold_in(key, sample_index + j))``."""
+    keys = row_keys(key, shape[0], sample_index)
+    return jax.vmap(lambda k: jax.random.normal(k, tuple(shape[1:])))(keys)
 
 
 def sample(
@@ -296,6 +329,8 @@ def sample(
     steps: int = 30,
     guidance: Guidance = 1.0,
     guidance_interval: Sequence[float] | None = None,
+    eta: float = 0.0,
+    keys: jax.Array | None = None,
     cond: dict | None = None,
     uncond: dict | None = None,
     schedule: DiffusionConfig | None = None,
@@ -323,6 +358,12 @@ def sample(
       guidance_interval: ``(lo, hi)`` in ``[0, 1]``: guide only the steps that start at a
         noise level in ``[lo, hi]`` (1 = pure noise; DDPM times over ``num_train_timesteps - 1``),
         guidance 1 elsewhere (:func:`interval_guidance`). ``None``: every step as ``guidance`` says.
+      eta: stochasticity in ``[0, 1]`` (``euler``/``ddim`` only): 0 = the deterministic ODE
+        step, 1 = ancestral (DDPM posterior) sampling; in between, ``eta^2`` of the posterior
+        variance is fresh noise (see the module docstring).
+      keys: ``(b,)`` per-sample keys for that fresh noise (:func:`step_noise`); default
+        ``fold_in(key, sample_index + j)``, the keys of the initial noise. Pass them with
+        ``noise=`` so a clip's noise depends on its own seed only.
       cond / uncond: keyword arrays for the denoiser (e.g. ``text``, ``text_mask``), batch
         ``b``; ``uncond`` leaves may have batch 1.
       schedule: the objective (``DiffusionConfig``); defaults to ``denoiser.cfg``.
@@ -366,7 +407,13 @@ def sample(
     alpha, sigma = alpha_sigma_np(schedule, ts)
     if sigma[-1] != 0:
         raise ValueError(f"the time grid must end where sigma = 0 (clean); it ends at t={ts[-1]} (sigma={sigma[-1]:.3g})")
-    coefs = coefficients(sampler, alpha, sigma)
+    if isinstance(eta, bool) or not isinstance(eta, (int, float, np.floating, np.integer)) \
+            or not 0.0 <= float(eta) <= 1.0:
+        raise ValueError(f"eta={eta!r}: need a number in [0, 1] (0 = deterministic, 1 = ancestral)")
+    eta = float(eta)
+    if eta > 0 and sampler not in STOCHASTIC_SAMPLERS:
+        raise ValueError(f"eta={eta:g} needs sampler 'euler' or 'ddim' (got {sampler!r}, which is deterministic only)")
+    coefs = coefficients(sampler, alpha, sigma, eta)
     scales = guidance_scales(guidance, steps)
     if guidance_interval is not None:
         scales = interval_guidance(scales, ts, schedule, guidance_interval)
@@ -399,12 +446,25 @@ def sample(
             raise ValueError(f"known_mask of shape {tuple(known_mask.shape)} does not broadcast to {shape}") from None
         known = (known, jnp.broadcast_to(known_mask, shape))
 
+    rows = None
+    if eta > 0:
+        if keys is not None:
+            rows = jnp.asarray(keys)
+            if rows.shape != (shape[0],) or not jnp.issubdtype(rows.dtype, jax.dtypes.prng_key):
+                raise ValueError(f"keys: need ({shape[0]},) typed PRNG keys (jax.random.key), got "
+                                 f"{rows.dtype} {tuple(rows.shape)}")
+        elif key is not None:
+            rows = row_keys(key, shape[0], sample_index)
+        else:
+            raise ValueError(f"eta={eta:g} draws fresh noise every step: pass key= or keys=")
+
     apply, state = _split(denoiser)
     per_step = (
         jnp.asarray(ts[:-1], jnp.float32),
         jnp.asarray(ts[1:], jnp.float32),
         jnp.asarray(coefs, jnp.float32),
         jnp.asarray(scales, jnp.float32),
+        jnp.arange(steps, dtype=jnp.int32),
     )
     # steps with guidance 1 skip the unconditional half of the batch (D = D_c exactly)
     guided = scales != 1.0
@@ -412,13 +472,14 @@ def sample(
         carry = (x, jnp.zeros_like(x))
         for start, stop, g in _runs(guided):
             run = jax.tree.map(lambda a: a[start:stop], per_step)
-            carry = _run_steps(apply, sampler, g, state, carry, run, cond, uncond if g else None, known)
+            carry = _run_steps(apply, sampler, g, state, carry, run, cond, uncond if g else None, known, rows)
         return carry[0]
     d_prev = jnp.zeros_like(x)
     for i in range(steps):
         step_i = jax.tree.map(lambda a: a[i], per_step)
         g = bool(guided[i])
-        x_next, d = _one_step(apply, sampler, g, state, (x, d_prev), step_i, cond, uncond if g else None, known)
+        x_next, d = _one_step(apply, sampler, g, state, (x, d_prev), step_i, cond, uncond if g else None, known,
+                              rows)
         callback(dict(x=x, i=i, t=step_i[0], denoised=d))
         x, d_prev = x_next, d
     return x

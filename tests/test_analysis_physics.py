@@ -65,7 +65,7 @@ def test_evaluate_physics_with_a_perfect_model(tmp_path):
     pipe = _fake(6)
     res = evaluate_physics(pipeline=pipe, n_clips=6, split="test", progress=False, steps=3, shift=2.5,
                            json_out=tmp_path / "out.json", report=tmp_path / "report.html",
-                           guidance_interval=(0.5, 1.0))
+                           guidance_interval=(0.5, 1.0), eta=1.0)
     assert set(res["table"]) == {"uniform", "counting", "cause_effect", "all"}
     assert res["floors"] == ["ground_truth", "vae", "resim"]
     assert res["mode"] == ["intent"]
@@ -73,6 +73,7 @@ def test_evaluate_physics_with_a_perfect_model(tmp_path):
     assert cells["model"]["value"] == cells["ground_truth"]["value"] == cells["vae"]["value"]
     assert pipe.calls[0]["steps"] == 3 and pipe.calls[0]["frames"] == 9 and pipe.calls[0]["shift"] == 2.5
     assert pipe.calls[0]["guidance_interval"] == (0.5, 1.0) and res["generate"]["guidance_interval"] == [0.5, 1.0]
+    assert pipe.calls[0]["eta"] == 1.0 and res["generate"]["eta"] == 1.0
     on_disk = json.loads((tmp_path / "out.json").read_text())
     assert on_disk["n_clips"] == 6 and on_disk["split"] == "test"
     page = (tmp_path / "report.html").read_text()

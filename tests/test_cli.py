@@ -94,12 +94,12 @@ def test_eval_prompts_passes_sampling_options_through(monkeypatch, capsys):
                         raising=False)
     monkeypatch.setitem(cli.TARGETS, "eval prompts", "sora_jax.data:fake_eval")
     code, out, _ = run(["eval", "prompts", "--checkpoint", "ck", "--n", "4", "--shift", "3", "--steps", "9",
-                        "--vae-ceiling", "--no-ceiling", "--guidance-interval", "0.5", "1"], capsys)
+                        "--vae-ceiling", "--no-ceiling", "--guidance-interval", "0.5", "1", "--eta", "0.5"], capsys)
     assert code == 0 and json.loads(out) == {"model": 1}       # per-prompt detail only goes to --out
     (ckpt, kw), = calls
     assert ckpt == "ck" and kw["n_clips"] == 4 and kw["shift"] == 3.0 and kw["steps"] == 9
     assert kw["vae_ceiling"] is True and kw["ceiling"] is False and kw["guidance"] is None
-    assert kw["guidance_interval"] == [0.5, 1.0]
+    assert kw["guidance_interval"] == [0.5, 1.0] and kw["eta"] == 0.5
 
 
 def test_eval_physics_passes_sampling_options_through(monkeypatch, capsys):
@@ -109,10 +109,11 @@ def test_eval_physics_passes_sampling_options_through(monkeypatch, capsys):
     monkeypatch.setitem(cli.TARGETS, "eval physics", "sora_jax.data:fake_physics")
     monkeypatch.setattr("sora_jax.analysis.format_table", lambda result: "table")
     code, out, _ = run(["eval", "physics", "--checkpoint", "ck", "--n", "4", "--shift", "2",
-                        "--guidance-interval", "0", "0.75"], capsys)
+                        "--guidance-interval", "0", "0.75", "--eta", "1"], capsys)
     assert code == 0
     (ckpt, kw), = calls
     assert ckpt == "ck" and kw["n_clips"] == 4 and kw["shift"] == 2.0 and kw["guidance_interval"] == [0.0, 0.75]
+    assert kw["eta"] == 1.0
 
 
 def test_world_export_writes_a_small_split(tmp_path, capsys):

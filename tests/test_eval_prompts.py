@@ -135,7 +135,7 @@ def test_fake_pipeline_of_ground_truth_scores_the_ceiling(first, tmp_path):
     pipe = FakePipeline({r["prompt"]: c.video for r, c in zip(rows, clips)})
     out = tmp_path / "sub" / "prompts.json"
     res = P.evaluate_prompts(pipe, n_clips=18, steps=3, guidance=2.0, sampler="heun", shift=3.0, batch_size=5,
-                             json_out=out, progress=False, guidance_interval=(0.5, 1.0))
+                             json_out=out, progress=False, guidance_interval=(0.5, 1.0), eta=0.5)
     assert res["model"] == res["ceiling"]
     assert all(p["model"] == p["ceiling"] for p in res["per_prompt"])
     assert [c["n"] for c in pipe.calls] == [5, 5, 5, 3]
@@ -144,6 +144,7 @@ def test_fake_pipeline_of_ground_truth_scores_the_ceiling(first, tmp_path):
     assert pipe.calls[0]["steps"] == 3 and pipe.calls[0]["guidance"] == 2.0 and pipe.calls[0]["sampler"] == "heun"
     assert pipe.calls[0]["shift"] == 3.0 and res["settings"]["shift"] == 3.0
     assert pipe.calls[0]["guidance_interval"] == (0.5, 1.0) and res["settings"]["guidance_interval"] == [0.5, 1.0]
+    assert pipe.calls[0]["eta"] == 0.5 and res["settings"]["eta"] == 0.5
     assert "vae_ceiling" not in res and pipe.reconstructed == 0
     assert res["meets_targets"] is True
     saved = json.loads(out.read_text())

@@ -46,6 +46,38 @@ def test_guidance_interval_switches_guidance_per_step(pipe):
     assert np.any(part != guided) and np.any(part != unguided)
 
 
+def test_stochastic_sampling_is_seeded_per_clip(pipe):
+    kw = dict(steps=3, guidance=3.0)
+    ode = pipe.generate("a red ball", seed=5, **kw)
+    np.testing.assert_array_equal(pipe.generate("a red ball", seed=5, eta=0.0, **kw), ode)
+    sde = pipe.generate("a red ball", seed=5, eta=1.0, **kw)
+    assert np.any(sde != ode)
+    np.testing.assert_array_equal(pipe.generate("a red ball", seed=5, eta=1.0, **kw), sde)     # reproducible
+    batch = pipe.generate(["two blue squares", "a red ball"], seed=[9, 5], eta=1.0, **kw)     # batch-independent
+    np.testing.assert_array_equal(batch[1], sde)
+
+
+def test_a_checkpoint_can_recommend_its_eta(tiny_runs, tmp_path):
+    """meta.json "sampling": {"eta": ...} sets generate's default for euler/ddim; other samplers stay
+    deterministic, and a bad value is refused at load."""
+    ck = tmp_path / "stochastic"
+    shutil.copytree(tiny_runs["pipeline"], ck)
+    meta = json.loads((ck / "meta.json").read_text())
+    (ck / "meta.json").write_text(json.dumps(dict(meta, sampling={"eta": 0.75})))
+    p = load_pipeline(ck)
+    assert p.default_eta == 0.75 and load_pipeline(tiny_runs["pipeline"]).default_eta == 0.0
+    kw = dict(steps=3, seed=2, guidance=3.0)
+    np.testing.assert_array_equal(p.generate("a red ball", **kw), p.generate("a red ball", eta=0.75, **kw))
+    assert np.any(p.generate("a red ball", **kw) != p.generate("a red ball", eta=0.0, **kw))
+    np.testing.assert_array_equal(p.generate("a red ball", sampler="heun", **kw),
+                                  p.generate("a red ball", sampler="heun", eta=0.0, **kw))
+    for bad, match in (({"eta": 2}, r"sampling\.eta=2; need a number in \[0, 1\]"),
+                       ({"steps": 9}, "only the key 'eta'")):
+        (ck / "meta.json").write_text(json.dumps(dict(meta, sampling=bad)))
+        with pytest.raises(ValueError, match=match):
+            load_pipeline(ck)
+
+
 def test_callback_sees_every_step_and_decodes(pipe):
     seen = []
     final = pipe.generate("a ball", steps=3, seed=0, callback=seen.append)
@@ -92,6 +124,8 @@ def test_encode_decode_round_trip_shapes(pipe):
     (dict(seed=[1, 2]), "one per prompt"),
     (dict(shift=0.0), "shift=0.0"),
     (dict(guidance_interval=(0.8, 0.2)), "guidance_interval"),
+    (dict(eta=1.5), r"eta=1\.5: need a number in \[0, 1\]"),
+    (dict(eta=0.5, sampler="heun"), "needs sampler 'euler' or 'ddim'"),
 ])
 def test_bad_arguments_are_named(pipe, bad, match):
     with pytest.raises(ValueError, match=match):

@@ -83,25 +83,46 @@ def test_generate_button_makes_a_clip_with_the_widget_settings():
     assert app.state()["steps"] == 3 and app.settings["seed"] == 7
 
 
+def test_the_models_default_eta_is_the_sliders_start_and_is_left_to_the_pipeline():
+    pipe = FakePipe()
+    pipe.default_eta = 0.5                      # a checkpoint that recommends stochastic sampling
+    app = Q.quickstart_app(pipe)
+    assert app.eta.value == 0.5
+    app.generate(steps=2)
+    assert "eta" not in pipe.calls[-1][1] and "eta 0.5 (the model default)" in app.status.value
+    app.generate(sampler="heun")                # deterministic-only: the pipeline uses 0 there, no error
+    assert "eta" not in pipe.calls[-1][1] and "eta 0.5" not in app.status.value
+    app.generate(sampler="euler", eta=0.0)      # moving the slider off the default is passed on
+    assert pipe.calls[-1][1]["eta"] == 0.0
+
+
 def test_every_knob_reaches_the_pipeline():
     pipe = FakePipe(shift=1.0)
     app = Q.quickstart_app(pipe)
     app.steps.value = 4
     app.guidance.value = 6.5
-    app.sampler.value = "dpmpp_2m"
+    app.sampler.value = "ddim"
     app.frames.value = 9
     app.shift.value = 3.0
     app.guidance_interval.value = (0.5, 1.0)
+    app.eta.value = 0.5
     app.button.click()
     _, kw = pipe.calls[-1]
-    assert kw == dict(num_frames=9, steps=4, guidance=6.5, sampler="dpmpp_2m", seed=0, shift=3.0,
-                      guidance_interval=(0.5, 1.0))
+    assert kw == dict(num_frames=9, steps=4, guidance=6.5, sampler="ddim", seed=0, shift=3.0,
+                      guidance_interval=(0.5, 1.0), eta=0.5)
     assert app.clip.shape[0] == 9
     assert "trained on 5 frames" in app.status.value                      # the app says the size is off-distribution
     assert app.state()["warnings"] and "trained for 5" in app.state()["warnings"][0]
     # from code, the same: keyword arguments set the widgets
+    n = len(pipe.calls)
+    with pytest.raises(ValueError, match="eta=0.5 needs sampler euler or ddim"):    # a deterministic-only sampler
+        app.generate(sampler="heun")
+    app.button.click()                                                  # from the button: told in the status line
+    assert len(pipe.calls) == n and "needs sampler euler or ddim" in app.status.value
+    with pytest.raises(ValueError, match="eta=2: must be in 0..1"):
+        app.generate(eta=2)
     out = app.generate("a green ball", steps=2, seed=3, frames=5, shift=1.0, sampler="euler", guidance=1.0,
-                       guidance_interval=(0, 1))
+                       guidance_interval=(0, 1), eta=0.0)
     assert pipe.calls[-1] == (["a green ball"], dict(num_frames=5, steps=2, guidance=1.0, sampler="euler", seed=3,
                                                      shift=None))          # back at the model's default shift
                                                                            # and guiding every step

@@ -241,7 +241,8 @@ def evaluate_physics(checkpoint: str | os.PathLike | None = None, *, n_clips: in
                      progress: bool = True, steps: int | None = None, guidance: float | None = None,
                      sampler: str | None = None, seed: int = 0, batch_size: int = 8, condition_frames: int = 0,
                      shift: float | None = None, floors: Sequence[str] | None = None, metrics: Sequence[str] | None = None,
-                     pipeline: Any = None, guidance_interval: tuple[float, float] | None = None) -> dict[str, Any]:
+                     pipeline: Any = None, guidance_interval: tuple[float, float] | None = None,
+                     eta: float | None = None) -> dict[str, Any]:
     """Generate clips for ``n_clips`` world scenes of ``split`` and measure their physics (see the module docstring).
 
     checkpoint        folder for ``sora_jax.pipeline.load_pipeline`` (or pass ``pipeline=``: any object with
@@ -249,8 +250,9 @@ def evaluate_physics(checkpoint: str | os.PathLike | None = None, *, n_clips: in
                       ``reconstruct(video_u8)``)
     split, ood        held-out scenes ("val" | "test"; "train" for a sanity check), ID or OOD ranges
     families          scene families (default: those the checkpoint was trained on)
-    steps, guidance, sampler, shift, guidance_interval   passed to ``generate`` when given (shift: the
-                      sampling timestep shift; guidance_interval: guide only at noise levels in (lo, hi))
+    steps, guidance, sampler, shift, guidance_interval, eta   passed to ``generate`` when given (shift: the
+                      sampling timestep shift; guidance_interval: guide only at noise levels in (lo, hi);
+                      eta: sampling stochasticity, 0 = deterministic, 1 = ancestral)
     condition_frames  > 0: PhyWorld's protocol (the model continues the first frames; truth mode)
     floors            default: ground_truth, vae (pipeline.reconstruct), resim
     json_out, report  write the result as JSON / a .png or .html report of the worst clips
@@ -291,7 +293,7 @@ def evaluate_physics(checkpoint: str | os.PathLike | None = None, *, n_clips: in
     seeds = [scene_seed(split, j) for j in idx]
     clips = make_clips(world, fam_of, seeds)
     opts = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("sampler", sampler), ("shift", shift),
-                              ("guidance_interval", guidance_interval)) if v is not None}
+                              ("guidance_interval", guidance_interval), ("eta", eta)) if v is not None}
     gen_start = time.perf_counter()
     bar = progress_bar(progress, n_clips, "generate")
     out: list[np.ndarray] = []
@@ -321,7 +323,9 @@ def evaluate_physics(checkpoint: str | os.PathLike | None = None, *, n_clips: in
             "checkpoint": str(checkpoint) if checkpoint is not None else None, "split": split, "ood": bool(ood),
             "families": list(fams), "condition_frames": condition_frames, "world": dataclasses.asdict(world),
             "generate": {"steps": steps, "guidance": guidance, "sampler": sampler, "shift": shift, "seed": seed,
-                         "guidance_interval": list(guidance_interval) if guidance_interval is not None else None},
+                         "guidance_interval": list(guidance_interval) if guidance_interval is not None else None,
+                         "eta": eta, **({"default_eta": float(pipeline.default_eta)}
+                                        if eta is None and hasattr(pipeline, "default_eta") else {})},
             "generate_seconds": gen_seconds}
     result = evaluate_physics_clips(
         videos, refs, truths=truths, gt_videos=gt_videos, families=fam_of, prompts=[c.prompt for c in clips],

@@ -906,7 +906,8 @@ def evaluate_prompts(checkpoint: Any, *, n_clips: int = SUITE_SIZE, split: str =
                      suite: str | os.PathLike | Sequence[Mapping[str, Any]] | None = None, expand: bool = False,
                      tol: float = DEFAULT_TOL, shift: float | None = None,
                      vae_ceiling: bool = False,
-                     guidance_interval: tuple[float, float] | None = None) -> dict[str, Any]:
+                     guidance_interval: tuple[float, float] | None = None,
+                     eta: float | None = None) -> dict[str, Any]:
     """Generate the held-out prompt suite with a model and score every clip; print and return the rates.
 
     ``checkpoint``: a checkpoint folder (loaded with
@@ -917,8 +918,8 @@ def evaluate_prompts(checkpoint: Any, *, n_clips: int = SUITE_SIZE, split: str =
     prompts (the committed suite for ``split="test"`` and up to 256; else built
     with :func:`build_suite`). ``steps``/``guidance``/``sampler``: passed to
     ``generate`` when given (else the pipeline's defaults), and so are ``shift``
-    (the sampling timestep shift) and ``guidance_interval`` (guide only at noise
-    levels in ``(lo, hi)``). ``vae_ceiling``: also score each ground-truth
+    (the sampling timestep shift), ``guidance_interval`` (guide only at noise
+    levels in ``(lo, hi)``) and ``eta`` (sampling stochasticity, 0-1). ``vae_ceiling``: also score each ground-truth
     clip after a VAE encode + decode (``pipe.reconstruct``) -- the best this model
     family could score, since the DiT only ever produces VAE latents. ``expand``: feed the
     model :func:`~sora_jax.world.expand_prompt` of each prompt (scoring still
@@ -945,7 +946,7 @@ def evaluate_prompts(checkpoint: Any, *, n_clips: int = SUITE_SIZE, split: str =
                                                      else "build_suite"))},
         "settings": {"steps": steps, "guidance": guidance, "sampler": sampler, "shift": shift,
                      "guidance_interval": list(guidance_interval) if guidance_interval is not None else None,
-                     "expand": expand, "tol": tol,
+                     "eta": eta, "expand": expand, "tol": tol,
                      "batch_size": batch_size},
         "targets": dict(PROMPT_TARGETS),
     }
@@ -961,10 +962,12 @@ def evaluate_prompts(checkpoint: Any, *, n_clips: int = SUITE_SIZE, split: str =
         w = getattr(cfg, "world", None) or suite_world(rows[0])
         size = {"num_frames": int(w.num_frames), "height": int(w.height), "width": int(w.width)}
         result.update(checkpoint=name, clip_size=size)
+        if eta is None and hasattr(pipe, "default_eta"):     # what generate() uses for euler/ddim
+            result["settings"]["default_eta"] = float(pipe.default_eta)
         if vae_ceiling and not hasattr(pipe, "reconstruct"):     # before the slow part, not after it
             raise ValueError(f"vae_ceiling=True: {name} has no reconstruct(video) method")
         kw = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("sampler", sampler), ("shift", shift),
-                                ("guidance_interval", guidance_interval)) if v is not None}
+                                ("guidance_interval", guidance_interval), ("eta", eta)) if v is not None}
         if expand:
             from sora_jax.world import expand_prompt
         model_scores = []

@@ -4,7 +4,7 @@
 
 * a prompt box and a **Generate** button;
 * sliders for steps, guidance (and the range of noise levels where it applies), seed,
-  frames and timestep shift, and a sampler dropdown;
+  frames, timestep shift and sampling stochasticity ``eta``, and a sampler dropdown;
 * the clip, shown with mediapy;
 * a **denoising** slider that scrubs through the sampler's steps: for each step, the
   noisy latent ``x_t`` the sampler held and the clean clip the model predicted from it
@@ -13,10 +13,10 @@
 
 Like the rest of :mod:`sora_jax.viz`, this module never imports the model. The pipeline is
 passed in and used duck-typed: ``pipe.generate(prompt, *, num_frames, steps, guidance,
-sampler, seed, shift, callback[, guidance_interval])``, ``pipe.decode(latents)`` and ``pipe.trained_size``
-(``sora_jax.pipeline.Pipeline`` has all three). ``pipe.config.vae.temporal_factor`` and
-``pipe.config.diffusion.shift`` are read when present (valid frame counts, the default
-shift). So the tests can drive the app with a fake pipeline.
+sampler, seed, shift, callback[, guidance_interval, eta])``, ``pipe.decode(latents)`` and ``pipe.trained_size``
+(``sora_jax.pipeline.Pipeline`` has all three). ``pipe.config.vae.temporal_factor``,
+``pipe.config.diffusion.shift`` and ``pipe.default_eta`` are read when present (valid frame
+counts, the default shift and stochasticity). So the tests can drive the app with a fake pipeline.
 
 Axes: ``T, H, W`` frames, rows, columns of a clip (uint8 ``(T, H, W, 3)``); ``t, h, w, c``
 the latent grid the sampler works on; ``N`` sampler steps.
@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 SAMPLERS = ("euler", "heun", "ddim", "dpmpp_2m")        # sora_jax.sampling.SAMPLERS; pass your own list
+STOCHASTIC_SAMPLERS = ("euler", "ddim")                  # sora_jax.sampling.STOCHASTIC_SAMPLERS: take eta > 0
 DEFAULTS = {"steps": 25, "guidance": 4.0, "sampler": "euler"}   # sora_jax.pipeline.DEFAULTS; pass your own
 PROMPT = "a red ball moves to the right"
 
@@ -101,6 +102,7 @@ class QuickstartApp:
         if frames[0] < 1:
             raise ValueError(f"frames={frames}: frame counts must be >= 1")
         self.default_shift = float(_get(pipe, "config.diffusion.shift", 1.0))
+        self.default_eta = float(_get(pipe, "default_eta", 0.0))
 
         self.clip: np.ndarray | None = None
         self.settings: dict[str, Any] = {}
@@ -126,6 +128,8 @@ class QuickstartApp:
         self.sampler = w.Dropdown(options=samplers, value=defaults["sampler"], description="sampler")
         self.guidance_interval = w.FloatRangeSlider(value=(0.0, 1.0), min=0.0, max=1.0, step=0.05,
                                                     description="guide at t", continuous_update=False)
+        self.eta = w.FloatSlider(value=self.default_eta, min=0.0, max=1.0, step=0.05, description="eta",
+                                 continuous_update=False)
         self.progress = w.IntProgress(value=0, min=0, max=1, description="", layout=w.Layout(width="20em"))
         self.status = w.HTML()
         self.video_html = w.HTML()
@@ -139,7 +143,7 @@ class QuickstartApp:
         self.grid_html = w.HTML()
 
         knobs = w.HBox([w.VBox([self.steps, self.guidance, self.guidance_interval, self.seed]),
-                        w.VBox([self.frames, self.shift, self.sampler])])
+                        w.VBox([self.frames, self.shift, self.eta, self.sampler])])
         self.widget = w.VBox([
             w.HBox([self.prompt, self.button]), knobs, w.HBox([self.progress, self.status]), self.video_html,
             w.HTML("<b>Denoising</b>: each step's noisy latent x_t (top) and the clean clip the model "
@@ -156,17 +160,19 @@ class QuickstartApp:
     def generate(self, prompt: str | None = None, *, steps: int | None = None, guidance: float | None = None,
                  seed: int | None = None, frames: int | None = None, shift: float | None = None,
                  sampler: str | None = None,
-                 guidance_interval: tuple[float, float] | None = None) -> dict[str, Any]:
+                 guidance_interval: tuple[float, float] | None = None, eta: float | None = None) -> dict[str, Any]:
         """Set any of the controls, generate a clip (what the Generate button does) and show it.
 
         ``guidance_interval``: the noise levels ``(lo, hi)`` where guidance applies (1 = pure
         noise, 0 = clean); the pipeline is only asked for it when it is not ``(0, 1)``.
+        ``eta``: sampling stochasticity (0 = deterministic, 1 = ancestral; ``euler``/``ddim``
+        only), passed only when it is not the model's default (``pipe.default_eta``).
 
         Returns :meth:`state`. A bad value raises ``ValueError`` (from a widget click the
         message is shown in the status line instead).
         """
         self._set(prompt=prompt, steps=steps, guidance=guidance, seed=seed, frames=frames, shift=shift,
-                  sampler=sampler, guidance_interval=guidance_interval)
+                  sampler=sampler, guidance_interval=guidance_interval, eta=eta)
         settings = self._settings()
         traj: dict[str, list] = {"x": [], "denoised": [], "t": []}
         self.progress.max, self.progress.value = settings["steps"], 0
@@ -195,8 +201,12 @@ class QuickstartApp:
         self.video_html.value = show_video(clip, fps=self.fps, return_html=True)
         T, H, W = clip.shape[:3]
         shown = ", ".join(f"{k} {v}" for k, v in settings.items() if k not in ("num_frames",))
-        text = (f"{T} frames of {H}x{W} in {self.seconds:.1f} s ({shown}"
-                f"{'' if 'shift' in settings else f', shift {self.default_shift:g} (the model default)'})")
+        implied = []                                    # settings the pipeline fills in itself
+        if "shift" not in settings:
+            implied.append(f"shift {self.default_shift:g} (the model default)")
+        if "eta" not in settings and self.default_eta and settings["sampler"] in STOCHASTIC_SAMPLERS:
+            implied.append(f"eta {self.default_eta:g} (the model default)")
+        text = f"{T} frames of {H}x{W} in {self.seconds:.1f} s ({', '.join([shown, *implied])})"
         if (T, H, W) != self.trained_size:
             text += " -- the model was trained on {} frames of {}x{}, so expect worse clips".format(*self.trained_size)
         self.status.value = html.escape(text) + "".join(f"<br>{_error(m)}" for m in self.warnings)
@@ -311,6 +321,8 @@ class QuickstartApp:
             if not 0.0 <= lo < hi <= 1.0:
                 raise ValueError(f"guidance_interval={gi!r}: need (lo, hi) with 0 <= lo < hi <= 1")
             values["guidance_interval"] = (lo, hi)
+        if values.get("eta") is not None and not 0.0 <= float(values["eta"]) <= 1.0:
+            raise ValueError(f"eta={values['eta']!r}: must be in 0..1 (0 = deterministic, 1 = ancestral)")
         if values["frames"] is not None and values["frames"] not in self.frames.options:
             raise ValueError(f"frames={values['frames']!r}: valid: {', '.join(map(str, self.frames.options))}")
         if values["sampler"] is not None and values["sampler"] not in self.sampler.options:
@@ -331,6 +343,12 @@ class QuickstartApp:
         lo, hi = (float(v) for v in self.guidance_interval.value)
         if (lo, hi) != (0.0, 1.0):
             out["guidance_interval"] = (lo, hi)
+        eta = float(self.eta.value)
+        if eta != self.default_eta:
+            if eta > 0 and out["sampler"] not in STOCHASTIC_SAMPLERS:
+                raise ValueError(f"eta={eta:g} needs sampler {' or '.join(STOCHASTIC_SAMPLERS)} "
+                                 f"(got {out['sampler']}); set eta to 0 or pick one of those")
+            out["eta"] = eta
         return out
 
     def _guard(self, action: Any) -> None:
