@@ -19,11 +19,14 @@
 #      (LEG4=0 skips it), export again
 #   9. leg 5: the same as leg 4 once more, from leg 4's export (LEG5=0 skips it), export again
 #  10. leg 6: the same again, from leg 5's export (LEG6=0 skips it), export again
+# Every pipeline export records the sampling stochasticity the model is evaluated with
+# (meta.json "sampling": {"eta": ...}, generate's default; SAMPLING_ETA=0 for deterministic sampling).
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 RUNS=${RUNS:-$HOME/sora_jax_runs}
 VAE_STEPS=${VAE_STEPS:-4000}
 export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}
+SAMPLING_ETA=${SAMPLING_ETA:-0.75}
 mkdir -p "$RUNS" data/demo
 
 "$BIN/sora-jax" train-vae --config configs/demo.py --workdir "$RUNS/vae_demo" --set train.steps="$VAE_STEPS"
@@ -46,11 +49,11 @@ shutil.rmtree("data/demo/vae")
 shutil.copytree(tmp, "data/demo/vae")
 PY
 fi
-[ -d "$RUNS/dit_longer/checkpoints" ] || "$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_demo', 'data/demo'))"
+[ -d "$RUNS/dit_longer/checkpoints" ] || "$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_demo', 'data/demo', extra={'sampling': {'eta': $SAMPLING_ETA}}))"
 if [ "${LONGER:-1}" = 1 ]; then
 "$BIN/sora-jax" train-dit --config configs/demo.py:dit,longer --workdir "$RUNS/dit_longer"
 # once leg 3 has started it owns data/demo (it resumes from its own checkpoints, not from data/demo)
-[ -d "$RUNS/dit_leg3/checkpoints" ] || "$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_longer', 'data/demo'))"
+[ -d "$RUNS/dit_leg3/checkpoints" ] || "$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_longer', 'data/demo', extra={'sampling': {'eta': $SAMPLING_ETA}}))"
 fi
 # Legs 3-6 continue the previous leg's export with a fresh optimiser and cosine. Same config and seed,
 # hence the same 32,768 clips: each reuses the previous leg's encoded cache (hard links) instead of
@@ -64,7 +67,7 @@ continue_leg() {
   fi
   "$BIN/sora-jax" train-dit --config configs/demo.py:dit,longer "$@" --workdir "$RUNS/$run"
   if [ -z "$next" ] || [ ! -d "$RUNS/$next/checkpoints" ]; then
-    "$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/$run', 'data/demo'))"
+    "$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/$run', 'data/demo', extra={'sampling': {'eta': $SAMPLING_ETA}}))"
   fi
 }
 if [ "${LEG3:-1}" = 1 ]; then continue_leg dit_leg3 dit_longer dit_leg4 --set train.steps=6500; fi

@@ -1142,12 +1142,14 @@ def export_pipeline(workdir: str | os.PathLike, out_dir: str | os.PathLike, *, d
     run's ``train.vae_checkpoint`` is copied (an exported folder) or exported (a workdir)
     into ``out_dir/vae``. The folder is built beside ``out_dir`` and renamed into place,
     so a crash never leaves a half-written checkpoint; files in ``out_dir`` other than
-    the checkpoint (e.g. ``MODEL_CARD.md``) are kept.
+    the checkpoint (e.g. ``MODEL_CARD.md``) are kept. ``extra`` adds keys to ``meta.json``,
+    e.g. ``{"sampling": {"eta": 0.75}}``, the sampling stochasticity ``generate`` defaults to.
     """
     import shutil
 
-    from sora_jax.pipeline import FORMAT_VERSION, num_params, save_dit
+    from sora_jax.pipeline import FORMAT_VERSION, check_sampling_meta, num_params, save_dit
 
+    check_sampling_meta((extra or {}).get("sampling"), "export_pipeline(extra=...)")
     model, cfg, meta = load_dit_checkpoint(workdir)
     out_dir = Path(out_dir).absolute()
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"

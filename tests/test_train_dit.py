@@ -135,11 +135,14 @@ def test_export_keeps_extra_files_and_replaces_atomically(tiny_runs, tmp_path):
     out = tmp_path / "export"
     train.export_pipeline(tiny_runs["dit"], out)
     (out / "MODEL_CARD.md").write_text("card")
-    train.export_pipeline(tiny_runs["dit"], out, dtype="float32")
+    train.export_pipeline(tiny_runs["dit"], out, dtype="float32", extra={"sampling": {"eta": 0.5}})
     assert (out / "MODEL_CARD.md").read_text() == "card"
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["dtype"] == "float32" and meta["step"] == 6
+    assert meta["dtype"] == "float32" and meta["step"] == 6 and meta["sampling"] == {"eta": 0.5}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no temp folders left behind
+    with pytest.raises(ValueError, match=r"export_pipeline\(extra=...\): sampling.eta=-1"):   # refused before writing
+        train.export_pipeline(tiny_runs["dit"], out, extra={"sampling": {"eta": -1}})
+    assert json.loads((out / "meta.json").read_text())["sampling"] == {"eta": 0.5}
 
 
 def test_log_of_a_run_killed_before_its_first_checkpoint_is_dropped(tiny_runs, tmp_path):
