@@ -9,8 +9,8 @@ Variants:
   "dit,longer"  continues the shipped DiT (init_from=data/demo) for 5,000 more steps with a
           fresh optimiser and cosine, on a latent cache of 32,768 clips (the shipped model ran it
           five times: leg 2 as is, leg 3 from leg 2's export with train.steps=6500, leg 4 from
-          leg 3's export with train.steps=6000 and diffusion.shift=3.0, legs 5 and 6 the same from
-          the previous leg's)
+          leg 3's export with train.steps=6000 and diffusion.shift=3.0, legs 5, 6 and 7 the same
+          from the previous leg's)
   "decoder"  fine-tunes only the VAE decoder from the exported VAE (data/demo/vae):
           the encoder, hence the latents a DiT was trained on, stays exactly the same
   "tiny"  16x16 pixels, 5 frames, a few channels: for tests, runs in seconds
@@ -40,6 +40,9 @@ Rerun the demo model (``make demo-model``)::
     # leg 6: and once more from leg 5's export
     sora-jax train-dit --config configs/demo.py:dit,longer --set train.steps=6000 --set diffusion.shift=3.0 --workdir ~/sora_jax_runs/dit_leg6
     python -c "from sora_jax.train import export_pipeline; export_pipeline('$HOME/sora_jax_runs/dit_leg6', 'data/demo')"
+    # leg 7: and once more from leg 6's export; the export records the sampling eta the demo uses
+    sora-jax train-dit --config configs/demo.py:dit,longer --set train.steps=6000 --set diffusion.shift=3.0 --workdir ~/sora_jax_runs/dit_leg7
+    python -c "from sora_jax.train import export_pipeline; export_pipeline('$HOME/sora_jax_runs/dit_leg7', 'data/demo', extra={'sampling': {'eta': 0.75}})"
 
 The VAE is shaped for a 2-core CPU (see sora_jax/vae.py): a 4x4 pixel-unshuffle
 stem plus a frame-pair stem (17 frames -> 9) so no layer runs at full resolution,

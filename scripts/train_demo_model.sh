@@ -19,6 +19,7 @@
 #      (LEG4=0 skips it), export again
 #   9. leg 5: the same as leg 4 once more, from leg 4's export (LEG5=0 skips it), export again
 #  10. leg 6: the same again, from leg 5's export (LEG6=0 skips it), export again
+#  11. leg 7: the same again, from leg 6's export (LEG7=0 skips it), export again
 # Every pipeline export records the sampling stochasticity the model is evaluated with
 # (meta.json "sampling": {"eta": ...}, generate's default; SAMPLING_ETA=0 for deterministic sampling).
 set -euo pipefail
@@ -55,7 +56,7 @@ if [ "${LONGER:-1}" = 1 ]; then
 # once leg 3 has started it owns data/demo (it resumes from its own checkpoints, not from data/demo)
 [ -d "$RUNS/dit_leg3/checkpoints" ] || "$BIN/python" -c "from sora_jax.train import export_pipeline as e; print(e('$RUNS/dit_longer', 'data/demo', extra={'sampling': {'eta': $SAMPLING_ETA}}))"
 fi
-# Legs 3-6 continue the previous leg's export with a fresh optimiser and cosine. Same config and seed,
+# Legs 3-7 continue the previous leg's export with a fresh optimiser and cosine. Same config and seed,
 # hence the same 32,768 clips: each reuses the previous leg's encoded cache (hard links) instead of
 # ~20 min of encoding, and exports to data/demo unless the next leg has started (that leg owns it).
 #   continue_leg <this run> <previous run> <next run or ""> [train-dit options]
@@ -73,5 +74,6 @@ continue_leg() {
 if [ "${LEG3:-1}" = 1 ]; then continue_leg dit_leg3 dit_longer dit_leg4 --set train.steps=6500; fi
 if [ "${LEG4:-1}" = 1 ]; then continue_leg dit_leg4 dit_leg3 dit_leg5 --set train.steps=6000 --set diffusion.shift=3.0; fi
 if [ "${LEG5:-1}" = 1 ]; then continue_leg dit_leg5 dit_leg4 dit_leg6 --set train.steps=6000 --set diffusion.shift=3.0; fi
-if [ "${LEG6:-1}" = 1 ]; then continue_leg dit_leg6 dit_leg5 "" --set train.steps=6000 --set diffusion.shift=3.0; fi
+if [ "${LEG6:-1}" = 1 ]; then continue_leg dit_leg6 dit_leg5 dit_leg7 --set train.steps=6000 --set diffusion.shift=3.0; fi
+if [ "${LEG7:-1}" = 1 ]; then continue_leg dit_leg7 dit_leg6 "" --set train.steps=6000 --set diffusion.shift=3.0; fi
 echo "demo model written to data/demo; try: make demo"
