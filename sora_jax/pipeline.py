@@ -51,7 +51,7 @@ from sora_jax.config import Config, DiffusionConfig, from_dict, to_dict
 from sora_jax.diffusion import Denoiser, shift_factor
 from sora_jax.dit import VideoDiT
 from sora_jax.patches import grid_shape
-from sora_jax.sampling import SAMPLERS, STOCHASTIC_SAMPLERS, check_interval, initial_noise, row_keys, sample
+from sora_jax.sampling import SAMPLERS, STOCHASTIC_SAMPLERS, check_eta, check_interval, row_keys, sample
 from sora_jax.text import TextEncoder
 
 FORMAT_VERSION = 1
@@ -216,9 +216,10 @@ def check_sampling_meta(sampling: Any, where: str) -> dict:
         return {}
     if not isinstance(sampling, dict) or set(sampling) - {"eta"}:
         raise ValueError(f"{where}: 'sampling' must be an object with only the key 'eta', got {sampling!r}")
-    eta = sampling.get("eta", 0.0)
-    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
-        raise ValueError(f"{where}: sampling.eta={eta!r}; need a number in [0, 1]")
+    try:
+        check_eta(sampling.get("eta", 0.0))
+    except ValueError:
+        raise ValueError(f"{where}: sampling.eta={sampling.get('eta')!r}; need a number in [0, 1]") from None
     return dict(sampling)
 
 
@@ -453,10 +454,7 @@ class Pipeline:
             guidance_interval = check_interval(guidance_interval)
         if eta is None:
             eta = self.default_eta if sampler in STOCHASTIC_SAMPLERS else 0.0
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
-            raise ValueError(f"eta={eta!r}: need a number in [0, 1] (0 = deterministic, 1 = ancestral)")
-        if eta > 0 and sampler not in STOCHASTIC_SAMPLERS:
-            raise ValueError(f"eta={eta:g} needs sampler 'euler' or 'ddim' (got {sampler!r})")
+        eta = check_eta(eta, sampler)
 
         latent = self.latent_shape(num_frames, height, width)
         n_tokens = math.prod(grid_shape(latent[:3], self.config.dit.patch))
@@ -474,8 +472,10 @@ class Pipeline:
                 if len(neg) != b:
                     raise ValueError(f"negative_prompt: got {len(neg)} for {b} prompts")
                 uncond = dict(zip(("text", "text_mask"), self.encode_text(neg)))
-        noise = jnp.concatenate([initial_noise(jax.random.key(int(s)), (1, *latent)) for s in seeds])
-        keys = jnp.stack([row_keys(jax.random.key(int(s)), 1)[0] for s in seeds])    # the keys of that noise
+        # clip i's keys: row 0 of seed i (initial_noise's rule), so its start noise and its
+        # per-step noise (eta > 0) depend on its own seed only
+        keys = jnp.stack([row_keys(jax.random.key(int(s)), 1)[0] for s in seeds])
+        noise = jax.vmap(lambda k: jax.random.normal(k, latent))(keys)
         known = known_mask = None
         if first_frames is not None:
             known, known_mask = self._first_frame_latents(first_frames, b, latent, num_frames, height, width)

@@ -115,6 +115,18 @@ def check_interval(interval: Sequence[float]) -> tuple[float, float]:
     return lo, hi
 
 
+def check_eta(eta: float, sampler: str | None = None) -> float:
+    """Validate a stochasticity ``eta`` in ``[0, 1]`` (and, given ``sampler``, that it can take
+    ``eta > 0``: only :data:`STOCHASTIC_SAMPLERS` can); returns it as a float."""
+    if isinstance(eta, bool) or not isinstance(eta, (int, float, np.floating, np.integer)) \
+            or not 0.0 <= float(eta) <= 1.0:
+        raise ValueError(f"eta={eta!r}: need a number in [0, 1] (0 = deterministic, 1 = ancestral)")
+    eta = float(eta)
+    if sampler is not None and eta > 0 and sampler not in STOCHASTIC_SAMPLERS:
+        raise ValueError(f"eta={eta:g} needs sampler 'euler' or 'ddim' (got {sampler!r}, which is deterministic only)")
+    return eta
+
+
 def interval_guidance(scale: float | np.ndarray, timesteps: Sequence[float], schedule: DiffusionConfig,
                       interval: Sequence[float]) -> np.ndarray:
     """Per-step guidance that is ``scale`` (a number or one per step) only where the step starts
@@ -407,12 +419,7 @@ def sample(
     alpha, sigma = alpha_sigma_np(schedule, ts)
     if sigma[-1] != 0:
         raise ValueError(f"the time grid must end where sigma = 0 (clean); it ends at t={ts[-1]} (sigma={sigma[-1]:.3g})")
-    if isinstance(eta, bool) or not isinstance(eta, (int, float, np.floating, np.integer)) \
-            or not 0.0 <= float(eta) <= 1.0:
-        raise ValueError(f"eta={eta!r}: need a number in [0, 1] (0 = deterministic, 1 = ancestral)")
-    eta = float(eta)
-    if eta > 0 and sampler not in STOCHASTIC_SAMPLERS:
-        raise ValueError(f"eta={eta:g} needs sampler 'euler' or 'ddim' (got {sampler!r}, which is deterministic only)")
+    eta = check_eta(eta, sampler)
     coefs = coefficients(sampler, alpha, sigma, eta)
     scales = guidance_scales(guidance, steps)
     if guidance_interval is not None:
